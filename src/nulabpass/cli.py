@@ -1,0 +1,165 @@
+"""The ``nulabpass`` command.
+
+Commands:
+
+- ``nulabpass demo``: walk through the product guide on the embedded SQLite store;
+- ``nulabpass db upgrade`` / ``nulabpass db current``: apply or show schema migrations;
+- ``nulabpass audit verify``: verify audit chains and name the first broken event.
+
+Exit codes: 0 success, 1 a verification found a problem, 2 usage errors, 3 an error
+reported by nulabpass (its code is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from nulabpass.errors import NulabPassError
+
+__all__ = ["main"]
+
+_DB_ENV = "NULABPASS_DATABASE_URL"
+
+
+def _add_db(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        default=os.environ.get(_DB_ENV),
+        required=required and not os.environ.get(_DB_ENV),
+        help=(
+            "SQLAlchemy database URL, e.g. sqlite:///nulabpass.sqlite3 or "
+            f"postgresql+psycopg://user@host/db (default: ${_DB_ENV})"
+        ),
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``nulabpass`` command."""
+    parser = argparse.ArgumentParser(
+        prog="nulabpass",
+        description=(
+            "nulabpass: SAML SSO, verified domains, managed accounts, SCIM provisioning, "
+            "audit logs and plans for B2B SaaS products."
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = sub.add_parser(
+        "demo",
+        help="walk through the product guide on the embedded SQLite store",
+        description=(
+            "Create an organization, a team and a managed account, accept its invitation, "
+            "read the audit log and verify its chain, printing each step as an IT admin "
+            "would see it. Uses a new SQLite file unless --db is given."
+        ),
+    )
+    demo.add_argument("--db", metavar="URL", help="database URL (default: a new SQLite file)")
+    demo.add_argument(
+        "--language",
+        choices=("en", "ja"),
+        default="en",
+        help="language of the invited person's email (default: en)",
+    )
+
+    db = sub.add_parser("db", help="database schema migrations")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    upgrade = db_sub.add_parser("upgrade", help="apply every pending migration")
+    _add_db(upgrade, required=True)
+    current = db_sub.add_parser("current", help="print the applied migration revision")
+    _add_db(current, required=True)
+
+    audit = sub.add_parser("audit", help="audit log tools")
+    audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    verify = audit_sub.add_parser(
+        "verify",
+        help="verify audit chains",
+        description=(
+            "Recompute every event's hash and link and every personal-data commitment. "
+            "Prints one JSON object per chain; exits 0 when all verify, 1 otherwise."
+        ),
+    )
+    _add_db(verify, required=True)
+    verify.add_argument(
+        "org", nargs="*", metavar="ORG", help="organization ids (default: every chain)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from nulabpass._demo import run_demo
+
+            return run_demo(args.db, language=args.language, out=sys.stdout)
+        if args.command == "db":
+            return _db(args)
+        if args.command == "audit":
+            return _audit_verify(args)
+    except NulabPassError as exc:
+        print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return 3
+    return 2  # pragma: no cover - argparse enforces a command
+
+
+def _db(args: argparse.Namespace) -> int:
+    from nulabpass.stores.sql import SqlStore
+
+    store = SqlStore.from_url(args.db)
+    try:
+        if args.db_command == "upgrade":
+            store.upgrade()
+        print(store.current_revision() or "(no migrations applied)")
+    finally:
+        store.dispose()
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from nulabpass.audit._service import verify_chain
+    from nulabpass.stores.sql import SqlStore
+
+    store = SqlStore.from_url(args.db)
+    try:
+        scopes = list(args.org)
+        if not scopes:
+            with store.transaction() as uow:
+                scopes = uow.audit.scopes()
+        ok = True
+        for scope in scopes:
+            result = verify_chain(store, scope)
+            ok = ok and result.ok
+            print(
+                json.dumps(
+                    {
+                        "organization": scope,
+                        "ok": result.ok,
+                        "events_checked": result.events_checked,
+                        "head_seq": result.head_seq,
+                        "first_broken_seq": result.first_broken_seq,
+                        "first_broken_event": result.first_broken_id,
+                        "problem": result.problem,
+                        "message": result.message,
+                    }
+                )
+            )
+    finally:
+        store.dispose()
+    return 0 if ok else 1
+
+
+def default_demo_path() -> Path:
+    """Where the demo keeps its SQLite file when no --db is given."""
+    return Path(tempfile.mkdtemp(prefix="nulabpass-demo-")) / "demo.sqlite3"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

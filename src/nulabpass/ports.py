@@ -1,0 +1,588 @@
+"""Ports: the small interfaces through which nulabpass reaches the outside world.
+
+The facade and the feature cores depend only on these Protocols. Adapters implement
+them: ``nulabpass.stores.memory`` and ``nulabpass.stores.sql`` for storage,
+``nulabpass.mail`` for email, and ``nulabpass.testing`` for the doubles tests use.
+
+Storage theory of operation
+---------------------------
+``Store.transaction()`` opens one unit of work. Everything a use case reads and writes
+goes through the repositories of that unit of work; leaving the ``with`` block normally
+commits, leaving it with an exception rolls everything back. A use case first calls
+``lock_org`` so that writers of one organization are serialised (PostgreSQL: a row lock;
+memory and SQLite: one writer at a time); invariants that span rows, such as the
+break-glass rule and the audit chain head, stay correct under concurrent writers.
+
+Mutable rows carry ``version``. ``update`` methods write only when the stored version
+equals the entity's version and return the entity with ``version + 1``; otherwise they
+raise :class:`~nulabpass.errors.StaleWrite`, or :class:`~nulabpass.errors.NotFound`
+(``<resource>.not_found``) when the row no longer exists. Nothing is ever silently
+overwritten. Plain ``add`` methods raise :class:`~nulabpass.errors.Conflict` when a row
+with the same id exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from nulabpass.audit._model import AuditQuery, EventRecord, PersonalDatum
+from nulabpass.org._model import (
+    Account,
+    ConversionRequest,
+    Domain,
+    Invitation,
+    Membership,
+    Organization,
+    Team,
+    TeamMember,
+)
+from nulabpass.outbox._model import OutboxMessage
+from nulabpass.plans import PlanRecord
+
+__all__ = [
+    "BILLING_APPLIED",
+    "AccountRepository",
+    "AuditRepository",
+    "BillingEvent",
+    "BillingProvider",
+    "Clock",
+    "ConversionRepository",
+    "DomainRepository",
+    "EmailMessage",
+    "FailureCounter",
+    "InvitationRepository",
+    "Mailer",
+    "MembershipRepository",
+    "OrganizationRepository",
+    "OutboxRepository",
+    "PlanRepository",
+    "Store",
+    "StoredPlan",
+    "TeamRepository",
+    "UnitOfWork",
+]
+
+
+# ---------------------------------------------------------------------------------------
+# Time and mail
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Source of the current time. Nothing in nulabpass calls ``datetime.now()``."""
+
+    def now(self) -> datetime:
+        """Return the current time as an aware UTC datetime."""
+        ...
+
+
+@attrs.frozen(slots=True)
+class EmailMessage:
+    """A rendered email ready to send.
+
+    ``message_id`` is derived from the outbox idempotency key, so a redelivered message
+    carries the same Message-ID and recipients' servers can drop the duplicate.
+    """
+
+    to: str
+    subject: str
+    text: str
+    html: str
+    message_id: str
+    language: str
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+
+
+@runtime_checkable
+class Mailer(Protocol):
+    """Sends one email. Raises :class:`~nulabpass.errors.TransientError` on outage."""
+
+    def send(self, message: EmailMessage) -> None:
+        """Deliver ``message`` or raise; must not return before the server accepted it."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------
+# Repositories
+
+
+class OrganizationRepository(Protocol):
+    """Organizations."""
+
+    def get(self, org_id: str) -> Organization | None:
+        """Return the organization or ``None``."""
+        ...
+
+    def lock(self, org_id: str) -> Organization | None:
+        """Return the organization and hold its write lock until the transaction ends."""
+        ...
+
+    def add(self, org: Organization) -> None:
+        """Insert a new organization."""
+        ...
+
+    def update(self, org: Organization) -> Organization:
+        """Write ``org`` if its version is current; return it with the next version."""
+        ...
+
+
+class AccountRepository(Protocol):
+    """Accounts, global to the host; email is unique (already normalised)."""
+
+    def get(self, account_id: str) -> Account | None:
+        """Return the account or ``None``."""
+        ...
+
+    def get_by_email(self, email: str) -> Account | None:
+        """Return the account with this normalised email or ``None``."""
+        ...
+
+    def add(self, account: Account) -> None:
+        """Insert; raises :class:`~nulabpass.errors.Conflict` (``account.email_taken``)."""
+        ...
+
+    def update(self, account: Account) -> Account:
+        """Write with a version check; return the account with the next version."""
+        ...
+
+    def delete(self, account_id: str) -> None:
+        """Remove the account row (memberships must already be gone)."""
+        ...
+
+    def count_managed(self, org_id: str) -> int:
+        """How many accounts ``org_id`` manages (any status)."""
+        ...
+
+    def list_managed(self, org_id: str) -> list[Account]:
+        """Accounts managed by ``org_id``, ordered by id."""
+        ...
+
+
+class MembershipRepository(Protocol):
+    """Memberships of accounts in organizations."""
+
+    def get(self, org_id: str, account_id: str) -> Membership | None:
+        """Return the membership or ``None``."""
+        ...
+
+    def add(self, membership: Membership) -> None:
+        """Insert; raises :class:`~nulabpass.errors.Conflict` if it exists."""
+        ...
+
+    def update(self, membership: Membership) -> Membership:
+        """Write with a version check; return it with the next version."""
+        ...
+
+    def delete(self, org_id: str, account_id: str) -> None:
+        """Remove the membership if present."""
+        ...
+
+    def list_for_org(self, org_id: str) -> list[Membership]:
+        """Memberships of one organization, ordered by account id."""
+        ...
+
+    def list_for_account(self, account_id: str) -> list[Membership]:
+        """Memberships of one account, ordered by organization id."""
+        ...
+
+    def count_break_glass(self, org_id: str, *, require_admin: bool) -> int:
+        """Count active non-managed members who are admins (or plan admins, unless
+        ``require_admin``): the organization's break-glass accounts."""
+        ...
+
+
+class TeamRepository(Protocol):
+    """Teams and their members."""
+
+    def get(self, team_id: str) -> Team | None:
+        """Return the team or ``None``."""
+        ...
+
+    def get_by_name(self, org_id: str, name: str) -> Team | None:
+        """Return the team of ``org_id`` whose name equals ``name`` case-insensitively."""
+        ...
+
+    def list_for_org(self, org_id: str) -> list[Team]:
+        """Teams of one organization, ordered by name."""
+        ...
+
+    def add(self, team: Team) -> None:
+        """Insert; raises :class:`~nulabpass.errors.Conflict` (``team.name_taken``)."""
+        ...
+
+    def update(self, team: Team) -> Team:
+        """Write with a version check; return it with the next version."""
+        ...
+
+    def delete(self, team_id: str) -> None:
+        """Remove the team and all its memberships."""
+        ...
+
+    def add_member(self, member: TeamMember) -> None:
+        """Insert one team membership; raises ``Conflict`` if present."""
+        ...
+
+    def remove_member(self, team_id: str, account_id: str) -> bool:
+        """Remove one team membership; return whether it existed."""
+        ...
+
+    def is_member(self, team_id: str, account_id: str) -> bool:
+        """Whether the account is in the team."""
+        ...
+
+    def list_members(self, team_id: str) -> list[TeamMember]:
+        """Members of one team, ordered by account id."""
+        ...
+
+    def remove_account(self, org_id: str, account_id: str) -> int:
+        """Remove the account from every team of ``org_id``; return how many."""
+        ...
+
+
+class InvitationRepository(Protocol):
+    """Invitations to managed accounts."""
+
+    def get(self, invitation_id: str) -> Invitation | None:
+        """Return the invitation or ``None``."""
+        ...
+
+    def pending_for_account(self, account_id: str) -> Invitation | None:
+        """The pending invitation of an account, if any."""
+        ...
+
+    def add(self, invitation: Invitation) -> None:
+        """Insert."""
+        ...
+
+    def update(self, invitation: Invitation) -> Invitation:
+        """Write with a version check; return it with the next version."""
+        ...
+
+    def delete_for_account(self, account_id: str) -> None:
+        """Remove every invitation of an account."""
+        ...
+
+
+class ConversionRepository(Protocol):
+    """Consent requests that turn non-managed accounts into managed ones."""
+
+    def get(self, request_id: str) -> ConversionRequest | None:
+        """Return the request or ``None``."""
+        ...
+
+    def pending(self, org_id: str, account_id: str) -> ConversionRequest | None:
+        """The pending request of ``org_id`` for ``account_id``, if any."""
+        ...
+
+    def add(self, request: ConversionRequest) -> None:
+        """Insert."""
+        ...
+
+    def update(self, request: ConversionRequest) -> ConversionRequest:
+        """Write with a version check; return it with the next version."""
+        ...
+
+    def delete_for_account(self, account_id: str) -> None:
+        """Remove every request about an account."""
+        ...
+
+
+class DomainRepository(Protocol):
+    """Email domains claimed by organizations."""
+
+    def get(self, org_id: str, name: str) -> Domain | None:
+        """Return ``org_id``'s record for the (normalised) domain ``name``."""
+        ...
+
+    def list_for_org(self, org_id: str) -> list[Domain]:
+        """Domain records of one organization, ordered by name."""
+        ...
+
+    def add(self, domain: Domain) -> None:
+        """Insert; raises ``Conflict`` when the organization already has this domain."""
+        ...
+
+    def update(self, domain: Domain) -> Domain:
+        """Write with a version check; return it with the next version."""
+        ...
+
+
+@attrs.frozen(slots=True)
+class FailureCounter:
+    """How often one failure repeated in the current aggregation window."""
+
+    scope: str
+    key: str
+    window_started_at: datetime
+    count: int
+
+
+class AuditRepository(Protocol):
+    """Append-only audit chains, one per scope, and their erasable personal data."""
+
+    def head(self, scope: str) -> tuple[int, str]:
+        """Return ``(seq, hash)`` of the last event of ``scope`` or ``(0, GENESIS)``.
+
+        Callers hold the organization lock, so the head cannot move under them. Scopes
+        without an organization row (the ``"host"`` scope) are serialised by the store
+        itself (PostgreSQL: a transaction-scoped advisory lock taken here).
+        """
+        ...
+
+    def append(self, event: EventRecord, personal: Sequence[PersonalDatum]) -> None:
+        """Insert one event and its personal data.
+
+        Raises :class:`~nulabpass.errors.Conflict` (``audit.chain_conflict``) unless
+        ``seq`` is exactly one more than the head's: two writers can never both extend the
+        chain from the same head, and no gap can open.
+        """
+        ...
+
+    def query(self, query: AuditQuery) -> list[EventRecord]:
+        """Events of ``query.scope`` matching the filters, at most ``query.limit``."""
+        ...
+
+    def iter_chain(self, scope: str, *, batch_size: int = 1000) -> Iterator[EventRecord]:
+        """Every event of ``scope`` in ``seq`` order, read in batches."""
+        ...
+
+    def personal_for(self, event_ids: Sequence[str]) -> Mapping[str, tuple[PersonalDatum, ...]]:
+        """Personal data of the given events, keyed by event id."""
+        ...
+
+    def erase_subject(self, subject_id: str) -> int:
+        """Blank value and salt of every datum about ``subject_id``; return the count."""
+        ...
+
+    def scopes(self) -> list[str]:
+        """Every scope that has at least one event."""
+        ...
+
+    def get_failure_counter(self, scope: str, key: str) -> FailureCounter | None:
+        """The aggregation counter of one repeated failure."""
+        ...
+
+    def put_failure_counter(self, counter: FailureCounter) -> None:
+        """Insert or replace an aggregation counter."""
+        ...
+
+
+class OutboxRepository(Protocol):
+    """Durable messages awaiting dispatch."""
+
+    def add(self, message: OutboxMessage) -> None:
+        """Insert; a duplicate idempotency key is ignored (the first one wins)."""
+        ...
+
+    def get(self, message_id: str) -> OutboxMessage | None:
+        """Return one message."""
+        ...
+
+    def claim_due(self, now: datetime, limit: int) -> list[OutboxMessage]:
+        """Undispatched messages whose ``next_attempt_at <= now``, oldest first.
+
+        On PostgreSQL the rows stay locked (``SKIP LOCKED``) until the transaction ends,
+        so concurrent dispatchers do not take the same message.
+        """
+        ...
+
+    def mark_dispatched(self, message_id: str, when: datetime) -> None:
+        """Record a successful delivery."""
+        ...
+
+    def mark_failed(
+        self, message_id: str, *, attempts: int, next_attempt_at: datetime, error: str
+    ) -> None:
+        """Record a failed attempt and when to try again."""
+        ...
+
+    def pending_count(self) -> int:
+        """How many messages wait for dispatch."""
+        ...
+
+
+@attrs.frozen(slots=True)
+class StoredPlan:
+    """An organization's plan record as stored.
+
+    ``next_due_at`` is the next instant at which time alone changes the plan (see
+    :func:`nulabpass.plans.next_due_at`); it is indexed so ``process_due`` finds due
+    organizations without scanning them all. ``None``: nothing is due without an event.
+    """
+
+    org_id: str
+    record: PlanRecord
+    next_due_at: datetime | None
+    version: int = 1
+
+
+#: ``outcome`` of a billing event that changed the plan (others: ``"stale"``).
+BILLING_APPLIED = "applied"
+
+
+class PlanRepository(Protocol):
+    """Plans, their sent notices, applied billing events and withdrawn privileges."""
+
+    def get(self, org_id: str) -> StoredPlan | None:
+        """The organization's plan, or ``None`` when it never had one."""
+        ...
+
+    def add(self, plan: StoredPlan) -> None:
+        """Insert; raises ``Conflict`` (``plan.exists``) when one exists."""
+        ...
+
+    def update(self, plan: StoredPlan) -> StoredPlan:
+        """Write with a version check; return it with the next version."""
+        ...
+
+    def due(self, now: datetime, limit: int) -> list[str]:
+        """Organization ids whose ``next_due_at <= now``, earliest first."""
+        ...
+
+    def notices(self, org_id: str) -> frozenset[str]:
+        """Idempotency keys of the time-driven effects already acted on."""
+        ...
+
+    def add_notice(self, org_id: str, key: str, at: datetime) -> None:
+        """Remember that the effect ``key`` was acted on (a duplicate is ignored)."""
+        ...
+
+    def billing_event_seen(self, event_id: str) -> bool:
+        """Whether a billing event with this id was already recorded."""
+        ...
+
+    def record_billing_event(
+        self,
+        *,
+        event_id: str,
+        org_id: str,
+        kind: str,
+        occurred_at: datetime,
+        outcome: str,
+        recorded_at: datetime,
+    ) -> None:
+        """Remember a billing event; raises ``Conflict`` (``billing.duplicate``) if seen."""
+        ...
+
+    def last_billing_event_at(self, org_id: str) -> datetime | None:
+        """Occurrence time of the latest billing event recorded with the outcome
+        :data:`BILLING_APPLIED` for the organization."""
+        ...
+
+    def withdrawn_privileges(self, org_id: str) -> list[tuple[str, datetime]]:
+        """``(account_id, withdrawn_at)`` of audit log admin privileges the end of a plan
+        withdrew, ordered by account id."""
+        ...
+
+    def add_withdrawn_privilege(self, org_id: str, account_id: str, at: datetime) -> None:
+        """Remember one withdrawn privilege (replacing an older record)."""
+        ...
+
+    def clear_withdrawn_privileges(self, org_id: str) -> None:
+        """Forget every withdrawn privilege of the organization."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction and its repositories."""
+
+    @property
+    def organizations(self) -> OrganizationRepository:
+        """The organizations of this unit of work."""
+        ...
+
+    @property
+    def accounts(self) -> AccountRepository:
+        """The accounts of this unit of work."""
+        ...
+
+    @property
+    def memberships(self) -> MembershipRepository:
+        """The memberships of this unit of work."""
+        ...
+
+    @property
+    def teams(self) -> TeamRepository:
+        """The teams of this unit of work."""
+        ...
+
+    @property
+    def invitations(self) -> InvitationRepository:
+        """The invitations of this unit of work."""
+        ...
+
+    @property
+    def conversions(self) -> ConversionRepository:
+        """The conversions of this unit of work."""
+        ...
+
+    @property
+    def domains(self) -> DomainRepository:
+        """The domains of this unit of work."""
+        ...
+
+    @property
+    def audit(self) -> AuditRepository:
+        """The audit of this unit of work."""
+        ...
+
+    @property
+    def outbox(self) -> OutboxRepository:
+        """The outbox of this unit of work."""
+        ...
+
+    @property
+    def plans(self) -> PlanRepository:
+        """The plans of this unit of work."""
+        ...
+
+
+class Store(Protocol):
+    """A transactional store."""
+
+    def transaction(self) -> AbstractContextManager[UnitOfWork]:
+        """Open a unit of work; commit on normal exit, roll back on exception."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------
+# Billing
+
+
+@attrs.frozen(slots=True)
+class BillingEvent:
+    """A payment provider's event, authenticated and parsed by a :class:`BillingProvider`.
+
+    ``kind`` is one of ``upgrade``, ``renew``, ``change_seats``, ``cancel``, ``resume``,
+    ``payment_failed``, ``payment_recovered``, ``give_up``. ``id`` is the provider's
+    event id: applying the same id twice changes nothing. ``occurred_at`` orders events
+    that arrive out of order.
+    """
+
+    id: str
+    org_id: str
+    kind: str
+    occurred_at: datetime
+    plan_name: str | None = None
+    period_ends_at: datetime | None = None
+    seats: int | None = None
+    start_now: bool = False
+
+
+@runtime_checkable
+class BillingProvider(Protocol):
+    """The host's payment provider, as nulabpass needs it."""
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> BillingEvent:
+        """Check the webhook's authenticity (signature) and parse it.
+
+        Raises :class:`~nulabpass.errors.PermissionDenied` (``billing.signature_invalid``)
+        when it is not authentic and :class:`~nulabpass.errors.InvalidInput`
+        (``billing.invalid_event``) when it cannot be parsed.
+        """
+        ...

@@ -1,0 +1,1372 @@
+"""Repositories of the SQL store: one class per port Protocol, on SQLAlchemy Core.
+
+Theory of operation: every repository of a unit of work shares one :class:`Db`, the
+transaction's connection wrapped with error translation. Inserts that may hit a unique
+constraint use ``INSERT ... ON CONFLICT DO NOTHING`` and report the conflict from the
+row count, and updates that may hit one run inside a SAVEPOINT: either way a
+:class:`~nulabpass.errors.Conflict` leaves the transaction usable, as it is with the
+memory store (PostgreSQL would otherwise abort the whole transaction on the error).
+Optimistic updates are ``UPDATE ... WHERE key AND version = :v``; no row updated means
+a stale write, or a missing row, which a second lookup tells apart.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, CursorResult
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.dml import Insert
+
+from nulabpass.audit._model import (
+    GENESIS_HASH,
+    AuditQuery,
+    EventRecord,
+    Outcome,
+    PersonalDatum,
+    Target,
+)
+from nulabpass.errors import (
+    ConfigurationError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    NulabPassError,
+    StaleWrite,
+)
+from nulabpass.org._model import (
+    Account,
+    AccountStatus,
+    ConversionRequest,
+    ConversionStatus,
+    Domain,
+    DomainStatus,
+    Invitation,
+    InvitationStatus,
+    Membership,
+    Organization,
+    OrgSettings,
+    Role,
+    Team,
+    TeamMember,
+)
+from nulabpass.outbox._model import OutboxKind, OutboxMessage
+from nulabpass.plans import PlanRecord
+from nulabpass.ports import FailureCounter, StoredPlan
+from nulabpass.stores.sql import schema as s
+from nulabpass.stores.sql._errors import ConstraintKind, constraint_kind, translate
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Row
+
+    AnyRow = Row[*tuple[Any, ...]]
+    AnyResult = CursorResult[*tuple[Any, ...]]
+
+__all__ = [
+    "Db",
+    "SqlAccountRepository",
+    "SqlAuditRepository",
+    "SqlConversionRepository",
+    "SqlDomainRepository",
+    "SqlInvitationRepository",
+    "SqlMembershipRepository",
+    "SqlOrganizationRepository",
+    "SqlOutboxRepository",
+    "SqlPlanRepository",
+    "SqlTeamRepository",
+]
+
+#: Bound parameters per ``IN (...)`` list; well under SQLite's and PostgreSQL's limits.
+_IN_CHUNK = 500
+
+
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start : start + _IN_CHUNK]
+
+
+class Db:
+    """The connection of one unit of work, with driver errors translated."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self.is_postgres = conn.dialect.name == "postgresql"
+        self._open = True
+
+    def close(self) -> None:
+        """Refuse further use: the transaction this connection served has ended."""
+        self._open = False
+
+    def _connection(self) -> Connection:
+        if not self._open:
+            raise ConfigurationError(
+                "This unit of work has ended; use the repositories only inside their "
+                "store.transaction() block.",
+                code="store.transaction_closed",
+            )
+        return self._conn
+
+    def execute(
+        self,
+        stmt: Executable,
+        resource: str,
+        *,
+        params: Sequence[Mapping[str, Any]] | None = None,
+        on_unique: NulabPassError | None = None,
+        on_foreign_key: NulabPassError | None = None,
+    ) -> AnyResult:
+        """Execute ``stmt``; translate driver errors.
+
+        With ``on_unique`` the statement runs inside a SAVEPOINT so that a unique
+        violation raises ``on_unique`` and leaves the transaction usable.
+        """
+        conn = self._connection()
+        try:
+            if on_unique is None:
+                return conn.execute(stmt, list(params) if params is not None else None)
+            with conn.begin_nested():
+                return conn.execute(stmt, list(params) if params is not None else None)
+        except sa_exc.IntegrityError as exc:
+            kind = constraint_kind(exc)
+            if kind is ConstraintKind.UNIQUE and on_unique is not None:
+                raise on_unique from None
+            if kind is ConstraintKind.FOREIGN_KEY and on_foreign_key is not None:
+                raise on_foreign_key from exc
+            raise translate(exc, resource) from exc
+        except sa_exc.SQLAlchemyError as exc:
+            raise translate(exc, resource) from exc
+
+    def first(self, stmt: Executable, resource: str) -> AnyRow | None:
+        """The first row of a query, or ``None``."""
+        return self.execute(stmt, resource).first()
+
+    def all(self, stmt: Executable, resource: str) -> Sequence[AnyRow]:
+        """Every row of a query."""
+        return self.execute(stmt, resource).all()
+
+    def scalar_int(self, stmt: Executable, resource: str) -> int:
+        """The integer in the first column of the first row (0 when there is none)."""
+        value = self.execute(stmt, resource).scalar()
+        return int(value) if value is not None else 0
+
+    def insert_ignore(self, table: Table, values: Mapping[str, Any], resource: str) -> bool:
+        """Insert one row unless it violates a unique constraint; return whether it did.
+
+        ``ON CONFLICT DO NOTHING`` covers every unique constraint of the table and,
+        unlike catching the error, does not abort a PostgreSQL transaction.
+        """
+        stmt: Insert
+        if self.is_postgres:
+            stmt = postgresql.insert(table).values(dict(values)).on_conflict_do_nothing()
+        else:
+            stmt = sqlite.insert(table).values(dict(values)).on_conflict_do_nothing()
+        # SQLAlchemy reads rowcount for INSERT only when asked to preserve it.
+        stmt = stmt.execution_options(preserve_rowcount=True)
+        return self.execute(stmt, resource).rowcount == 1
+
+    def upsert(
+        self, table: Table, values: Mapping[str, Any], keys: Sequence[str], resource: str
+    ) -> None:
+        """Insert one row, or update the row with the same ``keys`` and bump its version."""
+        changes: dict[str, Any] = {k: v for k, v in values.items() if k not in keys}
+        changes["version"] = table.c.version + 1
+        stmt: Insert
+        if self.is_postgres:
+            pg = postgresql.insert(table).values({**values, "version": 1})
+            stmt = pg.on_conflict_do_update(index_elements=list(keys), set_=changes)
+        else:
+            lite = sqlite.insert(table).values({**values, "version": 1})
+            stmt = lite.on_conflict_do_update(index_elements=list(keys), set_=changes)
+        self.execute(stmt, resource)
+
+    def ordered(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        """``column`` for ORDER BY in code point order, as Python's ``sorted`` does.
+
+        PostgreSQL sorts text by the database collation, which varies between
+        installations; ``COLLATE "C"`` makes every database agree with the memory store.
+        """
+        return column.collate("C") if self.is_postgres else column
+
+    def update_versioned(
+        self,
+        table: Table,
+        key: Mapping[str, str],
+        version: int,
+        values: Mapping[str, Any],
+        resource: str,
+        *,
+        on_unique: NulabPassError | None = None,
+    ) -> None:
+        """``UPDATE ... WHERE key AND version = :version``, raising when nothing matched.
+
+        Raises :class:`NotFound` (``<resource>.not_found``) when the row is gone and
+        :class:`StaleWrite` when another writer has moved its version on.
+        """
+        where = _key_clause(table, key)
+        changes = {k: v for k, v in values.items() if k not in key}
+        changes["version"] = version + 1
+        stmt = update(table).where(where, table.c.version == version).values(changes)
+        if self.execute(stmt, resource, on_unique=on_unique).rowcount == 1:
+            return
+        current = self.first(select(table.c.version).where(where), resource)
+        ident = "/".join(key.values())
+        if current is None:
+            raise NotFound(
+                f"The {resource} {ident} no longer exists.",
+                code=f"{resource}.not_found",
+                details={"resource": resource, "id": ident},
+            )
+        raise StaleWrite(
+            f"The {resource} {ident} was changed by another request (version "
+            f"{current._mapping['version']}, this write was based on {version}). "
+            "Reload it and try again.",
+            details={"resource": resource, "id": ident},
+        )
+
+
+def _key_clause(table: Table, key: Mapping[str, str]) -> ColumnElement[bool]:
+    return and_(*(table.c[name] == value for name, value in key.items()))
+
+
+def _exists(db: Db, table: Table, resource: str, *conditions: ColumnElement[bool]) -> bool:
+    return db.first(select(literal(1)).select_from(table).where(*conditions), resource) is not None
+
+
+def _row_values(entity: Any) -> dict[str, Any]:
+    # Enumerations are stored as their values; drivers disagree on how to bind them.
+    return {
+        name: value.value if isinstance(value, enum.Enum) else value
+        for name, value in attrs.asdict(entity, recurse=False).items()
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# Organizations
+
+
+def _org_values(org: Organization) -> dict[str, Any]:
+    values = _row_values(org)
+    values["settings"] = attrs.asdict(org.settings)
+    return values
+
+
+_SETTINGS_FIELDS = frozenset(f.name for f in attrs.fields(OrgSettings))
+
+
+def _settings(data: Mapping[str, Any]) -> OrgSettings:
+    # Keys written by a newer release are ignored, missing ones take their defaults,
+    # so settings can grow without a data migration.
+    return OrgSettings(**{k: v for k, v in data.items() if k in _SETTINGS_FIELDS})
+
+
+def _org(row: AnyRow) -> Organization:
+    m = row._mapping
+    return Organization(
+        id=m["id"],
+        name=m["name"],
+        settings=_settings(m["settings"]),
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        saml_configured_at=m["saml_configured_at"],
+        version=m["version"],
+    )
+
+
+class SqlOrganizationRepository:
+    """Organizations (:class:`~nulabpass.ports.OrganizationRepository`)."""
+
+    _t = s.organizations
+
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    def get(self, org_id: str) -> Organization | None:
+        """Return the organization or ``None``."""
+        row = self._db.first(select(self._t).where(self._t.c.id == org_id), "organization")
+        return _org(row) if row is not None else None
+
+    def lock(self, org_id: str) -> Organization | None:
+        """Return the organization and hold its write lock until the transaction ends.
+
+        PostgreSQL: ``SELECT ... FOR UPDATE``. SQLite: the transaction began with
+        ``BEGIN IMMEDIATE`` and already holds the database's single write lock.
+        """
+        stmt = select(self._t).where(self._t.c.id == org_id)
+        if self._db.is_postgres:
+            stmt = stmt.with_for_update()
+        row = self._db.first(stmt, "organization")
+        return _org(row) if row is not None else None
+
+    def add(self, org: Organization) -> None:
+        """Insert; raises ``Conflict`` (``organization.exists``) for a duplicate id."""
+        if not self._db.insert_ignore(self._t, _org_values(org), "organization"):
+            raise Conflict(f"Organization {org.id} already exists.", code="organization.exists")
+
+    def update(self, org: Organization) -> Organization:
+        """Write ``org`` if its version is current; return it with the next version."""
+        self._db.update_versioned(
+            self._t, {"id": org.id}, org.version, _org_values(org), "organization"
+        )
+        return attrs.evolve(org, version=org.version + 1)
+
+
+# ---------------------------------------------------------------------------------------
+# Accounts
+
+
+def _account(row: AnyRow) -> Account:
+    m = row._mapping
+    return Account(
+        id=m["id"],
+        email=m["email"],
+        display_name=m["display_name"],
+        language=m["language"],
+        timezone=m["timezone"],
+        status=AccountStatus(m["status"]),
+        managed_by=m["managed_by"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        version=m["version"],
+    )
+
+
+def _email_taken() -> Conflict:
+    return Conflict("Another account already uses this email address.", code="account.email_taken")
+
+
+class SqlAccountRepository:
+    """Accounts (:class:`~nulabpass.ports.AccountRepository`)."""
+
+    _t = s.accounts
+
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    def get(self, account_id: str) -> Account | None:
+        """Return the account or ``None``."""
+        row = self._db.first(select(self._t).where(self._t.c.id == account_id), "account")
+        return _account(row) if row is not None else None
+
+    def get_by_email(self, email: str) -> Account | None:
+        """Return the account with this normalised email or ``None``."""
+        row = self._db.first(select(self._t).where(self._t.c.email == email), "account")
+        return _account(row) if row is not None else None
+
+    def add(self, account: Account) -> None:
+        """Insert; raises ``Conflict`` (``account.email_taken``, ``account.exists``)."""
+        if self._db.insert_ignore(self._t, _row_values(account), "account"):
+            return
+        if _exists(self._db, self._t, "account", self._t.c.email == account.email):
+            raise _email_taken()
+        raise Conflict(f"Account {account.id} already exists.", code="account.exists")
+
+    def update(self, account: Account) -> Account:
+        """Write with a version check; return the account with the next version."""
+        self._db.update_versioned(
+            self._t,
+            {"id": account.id},
+            account.version,
+            _row_values(account),
+            "account",
+            on_unique=_email_taken(),
+        )
+        return attrs.evolve(account, version=account.version + 1)
+
+    def delete(self, account_id: str) -> None:
+        """Remove the account row (memberships must already be gone).
+
+        Raises ``Conflict`` (``account.in_use``) while memberships, team memberships,
+        invitations or conversion requests still refer to it.
+        """
+        self._db.execute(
+            delete(self._t).where(self._t.c.id == account_id),
+            "account",
+            on_foreign_key=Conflict(
+                f"Account {account_id} still has memberships, team memberships, "
+                "invitations or conversion requests; remove them before the account.",
+                code="account.in_use",
+            ),
+        )
+
+    def count_managed(self, org_id: str) -> int:
+        """How many accounts ``org_id`` manages (any status)."""
+        stmt = select(func.count()).select_from(self._t).where(self._t.c.managed_by == org_id)
+        return self._db.scalar_int(stmt, "account")
+
+    def list_managed(self, org_id: str) -> list[Account]:
+        """Accounts managed by ``org_id``, ordered by id."""
+        stmt = (
+            select(self._t)
+            .where(self._t.c.managed_by == org_id)
+            .order_by(self._db.ordered(self._t.c.id))
+        )
+        return [_account(row) for row in self._db.all(stmt, "account")]
+
+
+# ---------------------------------------------------------------------------------------
+# Memberships
+
+
+def _membership(row: AnyRow) -> Membership:
+    m = row._mapping
+    return Membership(
+        org_id=m["org_id"],
+        account_id=m["account_id"],
+        role=Role(m["role"]),
+        plan_admin=bool(m["plan_admin"]),
+        audit_log_admin=bool(m["audit_log_admin"]),
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        version=m["version"],
+    )
+
+
+class SqlMembershipRepository:
+    """Memberships (:class:`~nulabpass.ports.MembershipRepository`)."""
+
+    _t = s.memberships
+
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    def _key(self, org_id: str, account_id: str) -> ColumnElement[bool]:
+        return and_(self._t.c.org_id == org_id, self._t.c.account_id == account_id)
+
+    def get(self, org_id: str, account_id: str) -> Membership | None:
+        """Return the membership or ``None``."""
+        row = self._db.first(select(self._t).where(self._key(org_id, account_id)), "membership")
+        return _membership(row) if row is not None else None
+
+    def add(self, membership: Membership) -> None:
+        """Insert; raises ``Conflict`` (``membership.exists``) if it exists."""
+        if not self._db.insert_ignore(self._t, _row_values(membership), "membership"):
+            raise Conflict(
+                f"Account {membership.account_id} is already a member of organization "
+                f"{membership.org_id}.",
+                code="membership.exists",
+            )
+
+    def update(self, membership: Membership) -> Membership:
+        """Write with a version check; return it with the next version."""
+        self._db.update_versioned(
+            self._t,
+            {"org_id": membership.org_id, "account_id": membership.account_id},
+            membership.version,
+            _row_values(membership),
+            "membership",
+        )
+        return attrs.evolve(membership, version=membership.version + 1)
+
+    def delete(self, org_id: str, account_id: str) -> None:
+        """Remove the membership if present."""
+        self._db.execute(delete(self._t).where(self._key(org_id, account_id)), "membership")
+
+    def list_for_org(self, org_id: str) -> list[Membership]:
+        """Memberships of one organization, ordered by account id."""
+        stmt = (
+            select(self._t)
+            .where(self._t.c.org_id == org_id)
+            .order_by(self._db.ordered(self._t.c.account_id))
+        )
+        return [_membership(row) for row in self._db.all(stmt, "membership")]
+
+    def list_for_account(self, account_id: str) -> list[Membership]:
+        """Memberships of one account, ordered by organization id."""
+        stmt = (
+            select(self._t)
+            .where(self._t.c.account_id == account_id)
+            .order_by(self._db.ordered(self._t.c.org_id))
+        )
+        return [_membership(row) for row in self._db.all(stmt, "membership")]
+
+    def count_break_glass(self, org_id: str, *, require_admin: bool) -> int:
+        """Count active non-managed members who are admins (or plan admins, unless
+        ``require_admin``), in one query joining accounts."""
+        m, a = self._t, s.accounts
+        privileged: ColumnElement[bool] = m.c.role == Role.ADMIN.value
+        if not require_admin:
+            privileged = or_(privileged, m.c.plan_admin.is_(True))
+        stmt = (
+            select(func.count())
+            .select_from(m.join(a, a.c.id == m.c.account_id))
+            .where(
+                m.c.org_id == org_id,
+                a.c.status == AccountStatus.ACTIVE.value,
+                a.c.managed_by.is_(None),
+                privileged,
+            )
+        )
+        return self._db.scalar_int(stmt, "membership")
+
+
+# ---------------------------------------------------------------------------------------
+# Teams
+
+
+def _team_values(team: Team) -> dict[str, Any]:
+    values = _row_values(team)
+    values["name_key"] = team.name.casefold()
+    return values
+
+
+def _team(row: AnyRow) -> Team:
+    m = row._mapping
+    return Team(
+        id=m["id"],
+        org_id=m["org_id"],
+        name=m["name"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        version=m["version"],
+    )
+
+
+def _team_member(row: AnyRow) -> TeamMember:
+    m = row._mapping
+    return TeamMember(team_id=m["team_id"], account_id=m["account_id"], added_at=m["added_at"])
+
+
+def _name_taken(name: str) -> Conflict:
+    return Conflict(f"The organization already has a team named {name!r}.", code="team.name_taken")
+
+
+class SqlTeamRepository:
+    """Teams and their members (:class:`~nulabpass.ports.TeamRepository`)."""
+
+    _t = s.teams
+    _m = s.team_members
+
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    def get(self, team_id: str) -> Team | None:
+        """Return the team or ``None``."""
+        row = self._db.first(select(self._t).where(self._t.c.id == team_id), "team")
+        return _team(row) if row is not None else None
+
+    def get_by_name(self, org_id: str, name: str) -> Team | None:
+        """Return the team of ``org_id`` whose name equals ``name`` case-insensitively."""
+        stmt = select(self._t).where(
+            self._t.c.org_id == org_id, self._t.c.name_key == name.casefold()
+        )
+        row = self._db.first(stmt, "team")
+        return _team(row) if row is not None else None
+
+    def list_for_org(self, org_id: str) -> list[Team]:
+        """Teams of one organization, ordered by name (case-insensitively), then id."""
+        stmt = (
+            select(self._t)
+            .where(self._t.c.org_id == org_id)
+            .order_by(self._db.ordered(self._t.c.name_key), self._db.ordered(self._t.c.id))
+        )
+        return [_team(row) for row in self._db.all(stmt, "team")]
+
+    def add(self, team: Team) -> None:
+        """Insert; raises ``Conflict`` (``team.name_taken``, ``team.exists``)."""
+        if self._db.insert_ignore(self._t, _team_values(team), "team"):
+            return
+        if self.get_by_name(team.org_id, team.name) is not None:
+            raise _name_taken(team.name)
+        raise Conflict(f"Team {team.id} already exists.", code="team.exists")
+
+    def update(self, team: Team) -> Team:
+        """Write with a version check; return it with the next version."""
+        self._db.update_versioned(
+            self._t,
+            {"id": team.id},
+            team.version,
+            _team_values(team),
+            "team",
+            on_unique=_name_taken(team.name),
+        )
+        return attrs.evolve(team, version=team.version + 1)
+
+    def delete(self, team_id: str) -> None:
+        """Remove the team and all its memberships."""
+        self._db.execute(delete(self._m).where(self._m.c.team_id == team_id), "team")
+        self._db.execute(delete(self._t).where(self._t.c.id == team_id), "team")
+
+    def add_member(self, member: TeamMember) -> None:
+        """Insert one team membership; raises ``Conflict`` (``team.member_exists``)."""
+        if not self._db.insert_ignore(self._m, attrs.asdict(member), "team member"):
+            raise Conflict(
+                f"Account {member.account_id} is already in team {member.team_id}.",
+                code="team.member_exists",
+            )
+
+    def _member_key(self, team_id: str, account_id: str) -> ColumnElement[bool]:
+        return and_(self._m.c.team_id == team_id, self._m.c.account_id == account_id)
+
+    def remove_member(self, team_id: str, account_id: str) -> bool:
+        """Remove one team membership; return whether it existed."""
+        stmt = delete(self._m).where(self._member_key(team_id, account_id))
+        return self._db.execute(stmt, "team member").rowcount > 0
+
+    def is_member(self, team_id: str, account_id: str) -> bool:
+        """Whether the account is in the team."""
+        return _exists(self._db, self._m, "team member", self._member_key(team_id, account_id))
+
+    def list_members(self, team_id: str) -> list[TeamMember]:
+        """Members of one team, ordered by account id."""
+        stmt = (
+            select(self._m)
+            .where(self._m.c.team_id == team_id)
+            .order_by(self._db.ordered(self._m.c.account_id))
+        )
+        return [_team_member(row) for row in self._db.all(stmt, "team member")]
+
+    def remove_account(self, org_id: str, account_id: str) -> int:
+        """Remove the account from every team of ``org_id``; return how many."""
+        teams_of_org = select(self._t.c.id).where(self._t.c.org_id == org_id)
+        stmt = delete(self._m).where(
+            self._m.c.account_id == account_id, self._m.c.team_id.in_(teams_of_org)
+        )
+        return self._db.execute(stmt, "team member").rowcount
+
+
+# ---------------------------------------------------------------------------------------
+# Invitations and conversion requests
+
+
+def _invitation(row: AnyRow) -> Invitation:
+    m = row._mapping
+    return Invitation(
+        id=m["id"],
+        org_id=m["org_id"],
+        account_id=m["account_id"],
+        team_id=m["team_id"],
+        token_hash=m["token_hash"],
+        nonce=m["nonce"],
+        status=InvitationStatus(m["status"]),
+        expires_at=m["expires_at"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        version=m["version"],
+    )
+
+
+class SqlInvitationRepository:
+    """Invitations (:class:`~nulabpass.ports.InvitationRepository`)."""
+
+    _t = s.invitations
+
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    def get(self, invitation_id: str) -> Invitation | None:
+        """Return the invitation or ``None``."""
+        row = self._db.first(select(self._t).where(self._t.c.id == invitation_id), "invitation")
+        return _invitation(row) if row is not None else None
+
+    def pending_for_account(self, account_id: str) -> Invitation | None:
+        """The pending invitation of an account (the newest if several), if any."""
+        stmt = (
+            select(self._t)
+            .where(
+                self._t.c.account_id == account_id,
+                self._t.c.status == InvitationStatus.PENDING.value,
+            )
+            .order_by(self._t.c.created_at.desc(), self._db.ordered(self._t.c.id).desc())
+            .limit(1)
+        )
+        row = self._db.first(stmt, "invitation")
+        return _invitation(row) if row is not None else None
+
+    def add(self, invitation: Invitation) -> None:
+        """Insert; raises ``Conflict`` (``invitation.exists``) for a duplicate id."""
+        if not self._db.insert_ignore(self._t, _row_values(invitation), "invitation"):
+            raise Conflict(f"Invitation {invitation.id} already exists.", code="invitation.exists")
+
+    def update(self, invitation: Invitation) -> Invitation:
+        """Write with a version check; return it with the next version."""
+        self._db.update_versioned(
+            self._t,
+            {"id": invitation.id},
+            invitation.version,
+            _row_values(invitation),
+            "invitation",
+        )
+        return attrs.evolve(invitation, version=invitation.version + 1)
+
+    def delete_for_account(self, account_id: str) -> None:
+        """Remove every invitation of an account."""
+        self._db.execute(delete(self._t).where(self._t.c.account_id == account_id), "invitation")
+
+
+def _conversion(row: AnyRow) -> ConversionRequest:
+    m = row._mapping
+    return ConversionRequest(
+        id=m["id"],
+        org_id=m["org_id"],
+        account_id=m["account_id"],
+        token_hash=m["token_hash"],
+        nonce=m["nonce"],
+        status=ConversionStatus(m["status"]),
+        expires_at=m["expires_at"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        version=m["version"],
+    )
+
+
+class SqlConversionRepository:
+    """Conversion requests (:class:`~nulabpass.ports.ConversionRepository`)."""
+
+    _t = s.conversions
+
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    def get(self, request_id: str) -> ConversionRequest | None:
+        """Return the request or ``None``."""
+        row = self._db.first(select(self._t).where(self._t.c.id == request_id), "conversion")
+        return _conversion(row) if row is not None else None
+
+    def pending(self, org_id: str, account_id: str) -> ConversionRequest | None:
+        """The pending request of ``org_id`` for ``account_id`` (the newest), if any."""
+        stmt = (
+            select(self._t)
+            .where(
+                self._t.c.org_id == org_id,
+                self._t.c.account_id == account_id,
+                self._t.c.status == ConversionStatus.PENDING.value,
+            )
+            .order_by(self._t.c.created_at.desc(), self._db.ordered(self._t.c.id).desc())
+            .limit(1)
+        )
+        row = self._db.first(stmt, "conversion")
+        return _conversion(row) if row is not None else None
+
+    def add(self, request: ConversionRequest) -> None:
+        """Insert; raises ``Conflict`` (``conversion.exists``) for a duplicate id."""
+        if not self._db.insert_ignore(self._t, _row_values(request), "conversion"):
+            raise Conflict(
+                f"Conversion request {request.id} already exists.", code="conversion.exists"
+            )
+
+    def update(self, request: ConversionRequest) -> ConversionRequest:
+        """Write with a version check; return it with the next version."""
+        self._db.update_versioned(
+            self._t, {"id": request.id}, request.version, _row_values(request), "conversion"
+        )
+        return attrs.evolve(request, version=request.version + 1)
+
+    def delete_for_account(self, account_id: str) -> None:
+        """Remove every request about an account."""
+        self._db.execute(delete(self._t).where(self._t.c.account_id == account_id), "conversion")
+
+
+# ---------------------------------------------------------------------------------------
+# Domains
+
+
+def _domain(row: AnyRow) -> Domain:
+    m = row._mapping
+    return Domain(
+        id=m["id"],
+        org_id=m["org_id"],
+        name=m["name"],
+        status=DomainStatus(m["status"]),
+        include_subdomains=bool(m["include_subdomains"]),
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        verified_at=m["verified_at"],
+        version=m["version"],
+    )
+
+
+def _domain_exists(name: str) -> Conflict:
+    return Conflict(f"The organization already has the domain {name}.", code="domain.exists")
+
+
+class SqlDomainRepository:
+    """Email domains (:class:`~nulabpass.ports.DomainRepository`)."""
+
+    _t = s.domains
+
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    def get(self, org_id: str, name: str) -> Domain | None:
+        """Return ``org_id``'s record for the (normalised) domain ``name``."""
+        stmt = select(self._t).where(self._t.c.org_id == org_id, self._t.c.name == name)
+        row = self._db.first(stmt, "domain")
+        return _domain(row) if row is not None else None
+
+    def list_for_org(self, org_id: str) -> list[Domain]:
+        """Domain records of one organization, ordered by name."""
+        stmt = (
+            select(self._t)
+            .where(self._t.c.org_id == org_id)
+            .order_by(self._db.ordered(self._t.c.name))
+        )
+        return [_domain(row) for row in self._db.all(stmt, "domain")]
+
+    def add(self, domain: Domain) -> None:
+        """Insert; raises ``Conflict`` (``domain.exists``) when the organization already
+        has this domain (or a record with this id exists)."""
+        if not self._db.insert_ignore(self._t, _row_values(domain), "domain"):
+            raise _domain_exists(domain.name)
+
+    def update(self, domain: Domain) -> Domain:
+        """Write with a version check; return it with the next version."""
+        self._db.update_versioned(
+            self._t,
+            {"id": domain.id},
+            domain.version,
+            _row_values(domain),
+            "domain",
+            on_unique=_domain_exists(domain.name),
+        )
+        return attrs.evolve(domain, version=domain.version + 1)
+
+
+# ---------------------------------------------------------------------------------------
+# Audit
+
+
+def _event_values(event: EventRecord) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "scope": event.scope,
+        "seq": event.seq,
+        "occurred_at": event.occurred_at,
+        "action": event.action,
+        "category": event.category,
+        "outcome": event.outcome.value,
+        "actor_type": event.actor_type,
+        "actor_id": event.actor_id,
+        "context": dict(event.context),
+        "metadata": dict(event.metadata),
+        "commitments": dict(event.commitments),
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }
+
+
+def _event(row: AnyRow, targets: tuple[Target, ...]) -> EventRecord:
+    m = row._mapping
+    return EventRecord(
+        id=m["id"],
+        scope=m["scope"],
+        seq=m["seq"],
+        occurred_at=m["occurred_at"],
+        action=m["action"],
+        category=m["category"],
+        outcome=Outcome(m["outcome"]),
+        actor_type=m["actor_type"],
+        actor_id=m["actor_id"],
+        targets=targets,
+        context=dict(m["context"]),
+        metadata=dict(m["metadata"]),
+        commitments=dict(m["commitments"]),
+        prev_hash=m["prev_hash"],
+        hash=m["hash"],
+    )
+
+
+def _datum(row: AnyRow) -> PersonalDatum:
+    m = row._mapping
+    return PersonalDatum(
+        event_id=m["event_id"],
+        slot=m["slot"],
+        subject_id=m["subject_id"],
+        salt=m["salt"],
+        value=m["value"],
+    )
+
+
+def _chain_conflict(event: EventRecord) -> Conflict:
+    return Conflict(
+        f"The audit chain of scope {event.scope} moved: event {event.seq} does not follow "
+        "its current head. Another writer extended the chain; retry the operation.",
+        code="audit.chain_conflict",
+        details={"scope": event.scope, "seq": str(event.seq)},
+    )
+
+
+class SqlAuditRepository:
+    """Audit chains (:class:`~nulabpass.ports.AuditRepository`)."""
+
+    _e = s.audit_events
+    _tg = s.audit_targets
+    _p = s.audit_personal
+    _fc = s.audit_failure_counters
+
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    def head(self, scope: str) -> tuple[int, str]:
+        """Return ``(seq, hash)`` of the last event of ``scope`` or ``(0, GENESIS)``.
+
+        On PostgreSQL this first takes a transaction-scoped advisory lock on the scope,
+        so the head cannot move until the transaction ends even for a scope with no
+        organization row to lock (``"host"``): concurrent writers of one chain queue up
+        instead of failing with ``audit.chain_conflict``. The lock is taken in its own
+        statement so that the head is read after it is granted.
+        """
+        if self._db.is_postgres:
+            key = func.hashtextextended(literal("nulabpass.audit:") + scope, 0)
+            self._db.execute(select(func.pg_advisory_xact_lock(key)), "audit event")
+        stmt = (
+            select(self._e.c.seq, self._e.c.hash)
+            .where(self._e.c.scope == scope)
+            .order_by(self._e.c.seq.desc())
+            .limit(1)
+        )
+        row = self._db.first(stmt, "audit event")
+        if row is None:
+            return 0, GENESIS_HASH
+        return int(row._mapping["seq"]), str(row._mapping["hash"])
+
+    def append(self, event: EventRecord, personal: Sequence[PersonalDatum]) -> None:
+        """Insert one event, its targets and its personal data.
+
+        Raises ``Conflict`` (``audit.chain_conflict``) unless ``event.seq`` directly
+        follows the stored head of its scope: a duplicate ``(scope, seq)`` or a gap.
+        """
+        if any(d.event_id != event.id for d in personal):
+            raise InvalidInput(
+                "Every personal datum appended with an event must name that event.",
+                code="audit.datum_event_mismatch",
+            )
+        if event.seq < 1 or (
+            event.seq > 1
+            and not _exists(
+                self._db,
+                self._e,
+                "audit event",
+                self._e.c.scope == event.scope,
+                self._e.c.seq == event.seq - 1,
+            )
+        ):
+            raise _chain_conflict(event)
+        if not self._db.insert_ignore(self._e, _event_values(event), "audit event"):
+            if _exists(self._db, self._e, "audit event", self._e.c.id == event.id) and not (
+                _exists(
+                    self._db,
+                    self._e,
+                    "audit event",
+                    self._e.c.scope == event.scope,
+                    self._e.c.seq == event.seq,
+                )
+            ):
+                raise Conflict(
+                    f"Audit event {event.id} already exists.", code="audit.event_exists"
+                )
+            raise _chain_conflict(event)
+        if event.targets:
+            self._db.execute(
+                insert(self._tg),
+                "audit event",
+                params=[
+                    {
+                        "event_id": event.id,
+                        "scope": event.scope,
+                        "position": position,
+                        "type": target.type,
+                        "target_id": target.id,
+                    }
+                    for position, target in enumerate(event.targets)
+                ],
+            )
+        if personal:
+            self._db.execute(
+                insert(self._p),
+                "audit event",
+                params=[{**attrs.asdict(d), "version": 1} for d in personal],
+            )
+
+    def _with_targets(self, rows: Sequence[AnyRow]) -> list[EventRecord]:
+        ids = [str(row._mapping["id"]) for row in rows]
+        targets: dict[str, list[Target]] = {}
+        for chunk in _chunks(ids):
+            stmt = (
+                select(self._tg.c.event_id, self._tg.c.type, self._tg.c.target_id)
+                .where(self._tg.c.event_id.in_(chunk))
+                .order_by(self._tg.c.event_id, self._tg.c.position)
+            )
+            for t in self._db.all(stmt, "audit event"):
+                tm = t._mapping
+                targets.setdefault(tm["event_id"], []).append(
+                    Target(type=tm["type"], id=tm["target_id"])
+                )
+        return [
+            _event(row, tuple(targets.get(eid, ()))) for row, eid in zip(rows, ids, strict=True)
+        ]
+
+    def query(self, query: AuditQuery) -> list[EventRecord]:
+        """Events of ``query.scope`` matching the filters, at most ``query.limit``.
+
+        Every filter is compiled into SQL; the target filter is an ``EXISTS`` on
+        ``audit_targets`` (indexed by scope and target id); paging is keyset on ``seq``.
+        """
+        if query.limit <= 0:
+            return []
+        e = self._e
+        conditions: list[ColumnElement[bool]] = [e.c.scope == query.scope]
+        if query.since is not None:
+            conditions.append(e.c.occurred_at >= query.since)
+        if query.until is not None:
+            conditions.append(e.c.occurred_at < query.until)
+        if query.actions:
+            conditions.append(e.c.action.in_(list(query.actions)))
+        if query.actor_id is not None:
+            conditions.append(e.c.actor_id == query.actor_id)
+        if query.outcome is not None:
+            conditions.append(e.c.outcome == query.outcome.value)
+        if query.target_id is not None:
+            conditions.append(
+                exists().where(
+                    self._tg.c.event_id == e.c.id,
+                    self._tg.c.scope == query.scope,
+                    self._tg.c.target_id == query.target_id,
+                )
+            )
+        if query.after_seq is not None:
+            conditions.append(
+                e.c.seq < query.after_seq if query.newest_first else e.c.seq > query.after_seq
+            )
+        order = e.c.seq.desc() if query.newest_first else e.c.seq.asc()
+        stmt = select(e).where(*conditions).order_by(order).limit(query.limit)
+        return self._with_targets(self._db.all(stmt, "audit event"))
+
+    def iter_chain(self, scope: str, *, batch_size: int = 1000) -> Iterator[EventRecord]:
+        """Every event of ``scope`` in ``seq`` order, read in keyset batches.
+
+        Consume the iterator inside the transaction that created it.
+        """
+        if batch_size < 1:
+            raise InvalidInput("batch_size must be at least 1.", code="audit.batch_size")
+        last = 0
+        while True:
+            stmt = (
+                select(self._e)
+                .where(self._e.c.scope == scope, self._e.c.seq > last)
+                .order_by(self._e.c.seq)
+                .limit(batch_size)
+            )
+            batch = self._with_targets(self._db.all(stmt, "audit event"))
+            yield from batch
+            if len(batch) < batch_size:
+                return
+            last = batch[-1].seq
+
+    def personal_for(self, event_ids: Sequence[str]) -> Mapping[str, tuple[PersonalDatum, ...]]:
+        """Personal data of the given events, keyed by event id, each ordered by slot.
+
+        Events without personal data are absent from the mapping.
+        """
+        found: dict[str, list[PersonalDatum]] = {}
+        for chunk in _chunks(list(dict.fromkeys(event_ids))):
+            stmt = (
+                select(self._p)
+                .where(self._p.c.event_id.in_(chunk))
+                .order_by(self._p.c.event_id, self._db.ordered(self._p.c.slot))
+            )
+            for row in self._db.all(stmt, "audit personal datum"):
+                datum = _datum(row)
+                found.setdefault(datum.event_id, []).append(datum)
+        return {event_id: tuple(data) for event_id, data in found.items()}
+
+    def erase_subject(self, subject_id: str) -> int:
+        """Blank value and salt of every datum about ``subject_id``; return the count.
+
+        Data already erased is not counted again, so a repeated erasure returns 0.
+        """
+        p = self._p
+        stmt = (
+            update(p)
+            .where(
+                p.c.subject_id == subject_id,
+                or_(p.c.value.is_not(None), p.c.salt.is_not(None)),
+            )
+            .values(value=None, salt=None, version=p.c.version + 1)
+        )
+        return self._db.execute(stmt, "audit personal datum").rowcount
+
+    def scopes(self) -> list[str]:
+        """Every scope that has at least one event, in code point order."""
+        scope = self._e.c.scope
+        stmt = select(scope).group_by(scope).order_by(self._db.ordered(scope))
+        return [str(row._mapping["scope"]) for row in self._db.all(stmt, "audit event")]
+
+    def get_failure_counter(self, scope: str, key: str) -> FailureCounter | None:
+        """The aggregation counter of one repeated failure."""
+        stmt = select(self._fc).where(self._fc.c.scope == scope, self._fc.c.key == key)
+        row = self._db.first(stmt, "failure counter")
+        if row is None:
+            return None
+        m = row._mapping
+        return FailureCounter(
+            scope=m["scope"],
+            key=m["key"],
+            window_started_at=m["window_started_at"],
+            count=m["count"],
+        )
+
+    def put_failure_counter(self, counter: FailureCounter) -> None:
+        """Insert or replace an aggregation counter."""
+        self._db.upsert(self._fc, attrs.asdict(counter), ("scope", "key"), "failure counter")
+
+
+# ---------------------------------------------------------------------------------------
+# Outbox
+
+
+def _outbox_values(message: OutboxMessage) -> dict[str, Any]:
+    values = _row_values(message)
+    values["payload"] = dict(message.payload)
+    values["version"] = 1
+    return values
+
+
+def _message(row: AnyRow) -> OutboxMessage:
+    m = row._mapping
+    return OutboxMessage(
+        id=m["id"],
+        kind=OutboxKind(m["kind"]),
+        topic=m["topic"],
+        scope=m["scope"],
+        payload=dict(m["payload"]),
+        idempotency_key=m["idempotency_key"],
+        created_at=m["created_at"],
+        next_attempt_at=m["next_attempt_at"],
+        attempts=m["attempts"],
+        dispatched_at=m["dispatched_at"],
+        last_error=m["last_error"],
+    )
+
+
+class SqlOutboxRepository:
+    """Durable messages (:class:`~nulabpass.ports.OutboxRepository`)."""
+
+    _t = s.outbox
+
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    def add(self, message: OutboxMessage) -> None:
+        """Insert; a duplicate idempotency key is ignored (the first one wins).
+
+        Raises ``Conflict`` (``outbox.exists``) for a duplicate id with a new key.
+        """
+        if self._db.insert_ignore(self._t, _outbox_values(message), "outbox message"):
+            return
+        if not _exists(
+            self._db,
+            self._t,
+            "outbox message",
+            self._t.c.idempotency_key == message.idempotency_key,
+        ):
+            raise Conflict(f"Outbox message {message.id} already exists.", code="outbox.exists")
+
+    def get(self, message_id: str) -> OutboxMessage | None:
+        """Return one message."""
+        row = self._db.first(select(self._t).where(self._t.c.id == message_id), "outbox message")
+        return _message(row) if row is not None else None
+
+    def claim_due(self, now: datetime, limit: int) -> list[OutboxMessage]:
+        """Undispatched messages whose ``next_attempt_at <= now``, ordered by
+        ``next_attempt_at``, then ``created_at``, then id.
+
+        On PostgreSQL the rows stay locked (``FOR UPDATE SKIP LOCKED``) until the
+        transaction ends, so concurrent dispatchers do not take the same message.
+        """
+        if limit <= 0:
+            return []
+        t = self._t
+        stmt = (
+            select(t)
+            .where(t.c.dispatched_at.is_(None), t.c.next_attempt_at <= now)
+            .order_by(t.c.next_attempt_at, t.c.created_at, self._db.ordered(t.c.id))
+            .limit(limit)
+        )
+        if self._db.is_postgres:
+            stmt = stmt.with_for_update(skip_locked=True)
+        return [_message(row) for row in self._db.all(stmt, "outbox message")]
+
+    def _set(self, message_id: str, values: Mapping[str, Any]) -> None:
+        stmt = (
+            update(self._t)
+            .where(self._t.c.id == message_id)
+            .values({**values, "version": self._t.c.version + 1})
+        )
+        if self._db.execute(stmt, "outbox message").rowcount != 1:
+            raise NotFound(f"Outbox message {message_id} does not exist.", code="outbox.not_found")
+
+    def mark_dispatched(self, message_id: str, when: datetime) -> None:
+        """Record a successful delivery; raises ``NotFound`` for an unknown id."""
+        self._set(message_id, {"dispatched_at": when})
+
+    def mark_failed(
+        self, message_id: str, *, attempts: int, next_attempt_at: datetime, error: str
+    ) -> None:
+        """Record a failed attempt and when to try again."""
+        self._set(
+            message_id,
+            {"attempts": attempts, "next_attempt_at": next_attempt_at, "last_error": error},
+        )
+
+    def pending_count(self) -> int:
+        """How many messages wait for dispatch."""
+        stmt = select(func.count()).select_from(self._t).where(self._t.c.dispatched_at.is_(None))
+        return self._db.scalar_int(stmt, "outbox message")
+
+
+# ---------------------------------------------------------------------------------------
+# Plans
+
+_PLAN_FIELDS = tuple(f.name for f in attrs.fields(PlanRecord))
+
+
+def _plan_values(plan: StoredPlan) -> dict[str, Any]:
+    values = attrs.asdict(plan.record, recurse=False)
+    values.update(org_id=plan.org_id, next_due_at=plan.next_due_at, version=plan.version)
+    return values
+
+
+def _plan(row: AnyRow) -> StoredPlan:
+    m = row._mapping
+    return StoredPlan(
+        org_id=m["org_id"],
+        record=PlanRecord(**{name: m[name] for name in _PLAN_FIELDS}),
+        next_due_at=m["next_due_at"],
+        version=m["version"],
+    )
+
+
+class SqlPlanRepository:
+    """Plans and their bookkeeping (:class:`~nulabpass.ports.PlanRepository`)."""
+
+    _t = s.plans
+    _n = s.plan_notices
+    _b = s.billing_events
+    _w = s.withdrawn_privileges
+
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    def get(self, org_id: str) -> StoredPlan | None:
+        """The organization's plan, or ``None`` when it never had one."""
+        row = self._db.first(select(self._t).where(self._t.c.org_id == org_id), "plan")
+        return _plan(row) if row is not None else None
+
+    def add(self, plan: StoredPlan) -> None:
+        """Insert; raises ``Conflict`` (``plan.exists``) when one exists."""
+        if not self._db.insert_ignore(self._t, _plan_values(plan), "plan"):
+            raise Conflict(f"Organization {plan.org_id} already has a plan.", code="plan.exists")
+
+    def update(self, plan: StoredPlan) -> StoredPlan:
+        """Write with a version check; return it with the next version."""
+        self._db.update_versioned(
+            self._t, {"org_id": plan.org_id}, plan.version, _plan_values(plan), "plan"
+        )
+        return attrs.evolve(plan, version=plan.version + 1)
+
+    def due(self, now: datetime, limit: int) -> list[str]:
+        """Organization ids whose ``next_due_at <= now``, earliest first (then by id)."""
+        if limit <= 0:
+            return []
+        t = self._t
+        stmt = (
+            select(t.c.org_id)
+            .where(t.c.next_due_at.is_not(None), t.c.next_due_at <= now)
+            .order_by(t.c.next_due_at, self._db.ordered(t.c.org_id))
+            .limit(limit)
+        )
+        return [str(row._mapping["org_id"]) for row in self._db.all(stmt, "plan")]
+
+    def notices(self, org_id: str) -> frozenset[str]:
+        """Idempotency keys of the time-driven effects already acted on."""
+        stmt = select(self._n.c.key).where(self._n.c.org_id == org_id)
+        return frozenset(str(row._mapping["key"]) for row in self._db.all(stmt, "plan notice"))
+
+    def add_notice(self, org_id: str, key: str, at: datetime) -> None:
+        """Remember that the effect ``key`` was acted on (a duplicate is ignored)."""
+        self._db.insert_ignore(
+            self._n, {"org_id": org_id, "key": key, "noticed_at": at}, "plan notice"
+        )
+
+    def billing_event_seen(self, event_id: str) -> bool:
+        """Whether a billing event with this id was already recorded."""
+        return _exists(self._db, self._b, "billing event", self._b.c.event_id == event_id)
+
+    def record_billing_event(
+        self,
+        *,
+        event_id: str,
+        org_id: str,
+        kind: str,
+        occurred_at: datetime,
+        outcome: str,
+        recorded_at: datetime,
+    ) -> None:
+        """Remember a billing event; raises ``Conflict`` (``billing.duplicate``) if seen."""
+        values = {
+            "event_id": event_id,
+            "org_id": org_id,
+            "kind": kind,
+            "occurred_at": occurred_at,
+            "outcome": outcome,
+            "recorded_at": recorded_at,
+        }
+        if not self._db.insert_ignore(self._b, values, "billing event"):
+            raise Conflict(
+                f"Billing event {event_id} was already recorded.", code="billing.duplicate"
+            )
+
+    def last_billing_event_at(self, org_id: str) -> datetime | None:
+        """Occurrence time of the latest *applied* billing event of the organization."""
+        b = self._b
+        stmt = select(func.max(b.c.occurred_at)).where(
+            b.c.org_id == org_id, b.c.outcome == "applied"
+        )
+        latest: datetime | None = self._db.execute(stmt, "billing event").scalar()
+        return latest
+
+    def withdrawn_privileges(self, org_id: str) -> list[tuple[str, datetime]]:
+        """``(account_id, withdrawn_at)`` of withdrawn audit log admin privileges,
+        ordered by account id."""
+        w = self._w
+        stmt = (
+            select(w.c.account_id, w.c.withdrawn_at)
+            .where(w.c.org_id == org_id)
+            .order_by(self._db.ordered(w.c.account_id))
+        )
+        return [
+            (str(row._mapping["account_id"]), row._mapping["withdrawn_at"])
+            for row in self._db.all(stmt, "withdrawn privilege")
+        ]
+
+    def add_withdrawn_privilege(self, org_id: str, account_id: str, at: datetime) -> None:
+        """Remember one withdrawn privilege (replacing an older record)."""
+        self._db.upsert(
+            self._w,
+            {"org_id": org_id, "account_id": account_id, "withdrawn_at": at},
+            ("org_id", "account_id"),
+            "withdrawn privilege",
+        )
+
+    def clear_withdrawn_privileges(self, org_id: str) -> None:
+        """Forget every withdrawn privilege of the organization."""
+        self._db.execute(delete(self._w).where(self._w.c.org_id == org_id), "withdrawn privilege")

@@ -1,0 +1,1 @@
+"""Alembic migrations of the nulabpass SQL schema, run by ``SqlStore.upgrade()``."""

@@ -1,0 +1,424 @@
+"""The SQL schema of nulabpass, as SQLAlchemy Core tables.
+
+Every table is prefixed ``nulabpass_`` so that nulabpass can live in the host's own
+database next to the host's tables. Migrations under ``migrations/versions`` create
+exactly this schema; a test compares the two after ``upgrade()`` so they cannot drift.
+
+Portability notes (SQLite and PostgreSQL):
+
+- Enumerations are stored as their string values, never as database ENUM types, so a
+  new member needs no migration.
+- Team names are unique per organization case-insensitively. Instead of an expression
+  index on ``lower(name)`` (whose semantics differ between databases and Python), the
+  ``name_key`` column holds ``name.casefold()`` under a plain unique constraint.
+- Timestamps go through :class:`UtcDateTime`, which stores UTC and always returns aware
+  UTC datetimes, including on SQLite where the driver drops the time zone.
+- Every row that is ever updated carries ``version`` for optimistic concurrency.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+from nulabpass.errors import InvalidInput
+
+__all__ = [
+    "VERSION_TABLE",
+    "UtcDateTime",
+    "accounts",
+    "audit_events",
+    "audit_failure_counters",
+    "audit_personal",
+    "audit_targets",
+    "billing_events",
+    "conversions",
+    "domains",
+    "include_name",
+    "invitations",
+    "memberships",
+    "metadata",
+    "organizations",
+    "outbox",
+    "plan_notices",
+    "plans",
+    "team_members",
+    "teams",
+    "withdrawn_privileges",
+]
+
+#: Alembic's version table for nulabpass, distinct from the host's ``alembic_version``.
+VERSION_TABLE = "nulabpass_alembic_version"
+
+#: Names constraints the same way on every database, so migrations can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic name filter: only nulabpass's own tables, never the host's.
+
+    nulabpass shares the host's database, so comparing schemas (autogenerate, the
+    drift test) must ignore every table without the ``nulabpass_`` prefix.
+    """
+    if type_ == "table":
+        return name is not None and name.startswith("nulabpass_")
+    return True
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware UTC timestamp column.
+
+    Binding a naive datetime raises :class:`~nulabpass.errors.InvalidInput`
+    (``store.naive_datetime``): a naive value has no defined instant, and guessing one
+    would silently shift audit times and expiries. Values are converted to UTC before
+    they are stored; SQLite keeps them as naive UTC text (fixed width, so comparisons
+    in SQL stay chronological) and results get their UTC time zone back.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        """Check that ``value`` is aware and convert it to UTC for storage."""
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise InvalidInput(
+                "A timestamp column received a value that is not a datetime.",
+                code="store.invalid_datetime",
+                details={"type": type(value).__name__},
+            )
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise InvalidInput(
+                "A naive datetime cannot be stored: nulabpass needs timezone-aware "
+                "datetimes (check that the Clock returns aware UTC times).",
+                code="store.naive_datetime",
+            )
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> datetime | None:
+        """Return the stored instant as an aware UTC datetime."""
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime from the database, got {type(value)!r}")
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _id(name: str = "id", **kwargs: Any) -> Column[str]:
+    """An opaque string identifier column."""
+    return Column(name, String(), nullable=False, **kwargs)
+
+
+def _version() -> Column[int]:
+    return Column("version", Integer(), nullable=False)
+
+
+def _timestamp(name: str, *, nullable: bool = False) -> Column[datetime]:
+    return Column(name, UtcDateTime(), nullable=nullable)
+
+
+organizations = Table(
+    "nulabpass_organizations",
+    metadata,
+    _id(),
+    Column("name", String(), nullable=False),
+    Column("settings", JSON(), nullable=False),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    _timestamp("saml_configured_at", nullable=True),
+    _version(),
+    PrimaryKeyConstraint("id"),
+)
+
+accounts = Table(
+    "nulabpass_accounts",
+    metadata,
+    _id(),
+    Column("email", String(), nullable=False),
+    Column("display_name", String(), nullable=False),
+    Column("language", String(), nullable=False),
+    Column("timezone", String(), nullable=False),
+    Column("status", String(), nullable=False),
+    Column("managed_by", String(), ForeignKey(organizations.c.id), nullable=True),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    _version(),
+    PrimaryKeyConstraint("id"),
+    UniqueConstraint("email"),
+    Index("ix_nulabpass_accounts_managed_by", "managed_by"),
+)
+
+memberships = Table(
+    "nulabpass_memberships",
+    metadata,
+    Column("org_id", String(), ForeignKey(organizations.c.id), nullable=False),
+    Column("account_id", String(), ForeignKey(accounts.c.id), nullable=False),
+    Column("role", String(), nullable=False),
+    Column("plan_admin", Boolean(), nullable=False),
+    Column("audit_log_admin", Boolean(), nullable=False),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    _version(),
+    PrimaryKeyConstraint("org_id", "account_id"),
+    Index("ix_nulabpass_memberships_account_id", "account_id"),
+)
+
+teams = Table(
+    "nulabpass_teams",
+    metadata,
+    _id(),
+    Column("org_id", String(), ForeignKey(organizations.c.id), nullable=False),
+    Column("name", String(), nullable=False),
+    # ``name.casefold()``: the portable way to make names unique case-insensitively.
+    Column("name_key", String(), nullable=False),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    _version(),
+    PrimaryKeyConstraint("id"),
+    UniqueConstraint("org_id", "name_key"),
+)
+
+team_members = Table(
+    "nulabpass_team_members",
+    metadata,
+    Column("team_id", String(), ForeignKey(teams.c.id), nullable=False),
+    Column("account_id", String(), ForeignKey(accounts.c.id), nullable=False),
+    _timestamp("added_at"),
+    PrimaryKeyConstraint("team_id", "account_id"),
+    Index("ix_nulabpass_team_members_account_id", "account_id"),
+)
+
+invitations = Table(
+    "nulabpass_invitations",
+    metadata,
+    _id(),
+    Column("org_id", String(), ForeignKey(organizations.c.id), nullable=False),
+    Column("account_id", String(), ForeignKey(accounts.c.id), nullable=False),
+    # No foreign key: an invitation keeps naming the team it was sent for after the
+    # team is deleted, as the record of what was offered.
+    Column("team_id", String(), nullable=True),
+    Column("token_hash", String(), nullable=False),
+    Column("nonce", String(), nullable=False),
+    Column("status", String(), nullable=False),
+    _timestamp("expires_at"),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    _version(),
+    PrimaryKeyConstraint("id"),
+    Index("ix_nulabpass_invitations_account_id", "account_id"),
+)
+
+conversions = Table(
+    "nulabpass_conversions",
+    metadata,
+    _id(),
+    Column("org_id", String(), ForeignKey(organizations.c.id), nullable=False),
+    Column("account_id", String(), ForeignKey(accounts.c.id), nullable=False),
+    Column("token_hash", String(), nullable=False),
+    Column("nonce", String(), nullable=False),
+    Column("status", String(), nullable=False),
+    _timestamp("expires_at"),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    _version(),
+    PrimaryKeyConstraint("id"),
+    Index("ix_nulabpass_conversions_account_id", "account_id"),
+)
+
+domains = Table(
+    "nulabpass_domains",
+    metadata,
+    _id(),
+    Column("org_id", String(), ForeignKey(organizations.c.id), nullable=False),
+    Column("name", String(), nullable=False),
+    Column("status", String(), nullable=False),
+    Column("include_subdomains", Boolean(), nullable=False),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    _timestamp("verified_at", nullable=True),
+    _version(),
+    PrimaryKeyConstraint("id"),
+    UniqueConstraint("org_id", "name"),
+)
+
+# Audit chains are append-only and outlive the rows they mention, so they carry no
+# foreign keys to the identity tables; ``scope`` is an organization id or ``"host"``.
+audit_events = Table(
+    "nulabpass_audit_events",
+    metadata,
+    _id(),
+    Column("scope", String(), nullable=False),
+    Column("seq", BigInteger(), nullable=False),
+    _timestamp("occurred_at"),
+    Column("action", String(), nullable=False),
+    Column("category", String(), nullable=False),
+    Column("outcome", String(), nullable=False),
+    Column("actor_type", String(), nullable=False),
+    Column("actor_id", String(), nullable=False),
+    Column("context", JSON(), nullable=False),
+    Column("metadata", JSON(), nullable=False),
+    Column("commitments", JSON(), nullable=False),
+    Column("prev_hash", String(), nullable=False),
+    Column("hash", String(), nullable=False),
+    PrimaryKeyConstraint("id"),
+    UniqueConstraint("scope", "seq"),
+    Index("ix_nulabpass_audit_events_scope_occurred_at", "scope", "occurred_at"),
+    Index("ix_nulabpass_audit_events_scope_action", "scope", "action"),
+    Index("ix_nulabpass_audit_events_scope_actor_id", "scope", "actor_id"),
+)
+
+audit_targets = Table(
+    "nulabpass_audit_targets",
+    metadata,
+    Column("event_id", String(), ForeignKey(audit_events.c.id), nullable=False),
+    Column("scope", String(), nullable=False),
+    Column("position", Integer(), nullable=False),
+    Column("type", String(), nullable=False),
+    Column("target_id", String(), nullable=False),
+    PrimaryKeyConstraint("event_id", "position"),
+    Index("ix_nulabpass_audit_targets_scope_target_id", "scope", "target_id"),
+)
+
+audit_personal = Table(
+    "nulabpass_audit_personal",
+    metadata,
+    Column("event_id", String(), ForeignKey(audit_events.c.id), nullable=False),
+    Column("slot", String(), nullable=False),
+    Column("subject_id", String(), nullable=False),
+    Column("salt", String(), nullable=True),
+    Column("value", Text(), nullable=True),
+    _version(),
+    PrimaryKeyConstraint("event_id", "slot"),
+    Index("ix_nulabpass_audit_personal_subject_id", "subject_id"),
+)
+
+audit_failure_counters = Table(
+    "nulabpass_audit_failure_counters",
+    metadata,
+    Column("scope", String(), nullable=False),
+    Column("key", String(), nullable=False),
+    _timestamp("window_started_at"),
+    Column("count", Integer(), nullable=False),
+    _version(),
+    PrimaryKeyConstraint("scope", "key"),
+)
+
+outbox = Table(
+    "nulabpass_outbox",
+    metadata,
+    _id(),
+    Column("kind", String(), nullable=False),
+    Column("topic", String(), nullable=False),
+    Column("scope", String(), nullable=False),
+    Column("payload", JSON(), nullable=False),
+    Column("idempotency_key", String(), nullable=False),
+    _timestamp("created_at"),
+    _timestamp("next_attempt_at"),
+    Column("attempts", Integer(), nullable=False),
+    _timestamp("dispatched_at", nullable=True),
+    Column("last_error", Text(), nullable=True),
+    _version(),
+    PrimaryKeyConstraint("id"),
+    UniqueConstraint("idempotency_key"),
+    # Dispatchers look for ``dispatched_at IS NULL AND next_attempt_at <= now``.
+    Index("ix_nulabpass_outbox_dispatched_at_next_attempt_at", "dispatched_at", "next_attempt_at"),
+)
+
+# One row per organization that ever had a trial or a plan: the facts of
+# ``nulabpass.plans.PlanRecord``, one column each, so ``next_due_at`` can be indexed and
+# every time keeps its type.
+plans = Table(
+    "nulabpass_plans",
+    metadata,
+    Column("org_id", String(), ForeignKey(organizations.c.id), nullable=False),
+    _timestamp("trial_started_at", nullable=True),
+    _timestamp("trial_ends_at", nullable=True),
+    Column("plan_name", String(), nullable=True),
+    Column("seats", Integer(), nullable=True),
+    _timestamp("paid_starts_at", nullable=True),
+    _timestamp("period_ends_at", nullable=True),
+    _timestamp("grace_ends_at", nullable=True),
+    _timestamp("canceled_at", nullable=True),
+    _timestamp("cancel_effective_at", nullable=True),
+    _timestamp("suspended_at", nullable=True),
+    _timestamp("suspended_until", nullable=True),
+    _timestamp("ended_at", nullable=True),
+    _timestamp("last_event_at", nullable=True),
+    _timestamp("next_due_at", nullable=True),
+    _version(),
+    PrimaryKeyConstraint("org_id"),
+    Index("ix_nulabpass_plans_next_due_at", "next_due_at"),
+)
+
+plan_notices = Table(
+    "nulabpass_plan_notices",
+    metadata,
+    Column("org_id", String(), nullable=False),
+    Column("key", String(), nullable=False),
+    _timestamp("noticed_at"),
+    PrimaryKeyConstraint("org_id", "key"),
+)
+
+# Billing events come from the host's billing provider and are kept even when they
+# name no known organization, hence no foreign key.
+billing_events = Table(
+    "nulabpass_billing_events",
+    metadata,
+    Column("event_id", String(), nullable=False),
+    Column("org_id", String(), nullable=False),
+    Column("kind", String(), nullable=False),
+    _timestamp("occurred_at"),
+    Column("outcome", String(), nullable=False),
+    _timestamp("recorded_at"),
+    PrimaryKeyConstraint("event_id"),
+    Index(
+        "ix_nulabpass_billing_events_org_id_outcome_occurred_at",
+        "org_id",
+        "outcome",
+        "occurred_at",
+    ),
+)
+
+# A row may outlive the account it names (deleting an account does not chase it through
+# every table), hence no foreign key.
+withdrawn_privileges = Table(
+    "nulabpass_withdrawn_privileges",
+    metadata,
+    Column("org_id", String(), nullable=False),
+    Column("account_id", String(), nullable=False),
+    _timestamp("withdrawn_at"),
+    _version(),
+    PrimaryKeyConstraint("org_id", "account_id"),
+)

@@ -1,0 +1,373 @@
+"""The SQL store: :class:`~nulabpass.ports.Store` on SQLAlchemy 2 Core.
+
+Theory of operation
+-------------------
+A :class:`SqlStore` wraps an ``Engine`` or a ``Connection``.
+
+- With an ``Engine`` (the usual case), each :meth:`SqlStore.transaction` checks out a
+  connection and runs ``BEGIN ... COMMIT`` on it; leaving the block with an exception
+  rolls back.
+- With a ``Connection`` that is already inside a transaction, the unit of work joins
+  the host's transaction through a SAVEPOINT: a failure rolls back only what
+  nulabpass wrote, and success releases the savepoint and leaves the COMMIT to the host,
+  so the host's change and nulabpass's change (with its audit event) commit or vanish
+  together. A ``Connection`` outside a transaction gets its own ``BEGIN ... COMMIT``.
+  A ``Connection`` is not thread-safe; use it from the thread that owns it.
+
+A transaction opened while the same thread already has one open on the same store
+joins it as a SAVEPOINT, as the memory store does: its failure undoes only its own
+writes.
+
+Writers of one organization are serialised by ``organizations.lock`` (PostgreSQL:
+``SELECT ... FOR UPDATE``). SQLite has one writer at a time; every transaction starts
+with ``BEGIN IMMEDIATE`` so it takes the write lock up front and waits (busy timeout)
+for the current writer instead of failing later when a reader tries to upgrade its lock
+(``SQLITE_BUSY``, which no timeout can resolve). :func:`configure_sqlite_engine`
+installs that behaviour; :meth:`SqlStore.from_url` calls it for you.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+
+from nulabpass.errors import ConfigurationError
+from nulabpass.ports import (
+    AccountRepository,
+    AuditRepository,
+    ConversionRepository,
+    DomainRepository,
+    InvitationRepository,
+    MembershipRepository,
+    OrganizationRepository,
+    OutboxRepository,
+    PlanRepository,
+    Store,
+    TeamRepository,
+    UnitOfWork,
+)
+from nulabpass.stores.sql._errors import translate
+from nulabpass.stores.sql._repositories import (
+    Db,
+    SqlAccountRepository,
+    SqlAuditRepository,
+    SqlConversionRepository,
+    SqlDomainRepository,
+    SqlInvitationRepository,
+    SqlMembershipRepository,
+    SqlOrganizationRepository,
+    SqlOutboxRepository,
+    SqlPlanRepository,
+    SqlTeamRepository,
+)
+from nulabpass.stores.sql.schema import VERSION_TABLE
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+__all__ = ["SqlStore", "SqlUnitOfWork", "configure_sqlite_engine"]
+
+_SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+_MIGRATIONS = "nulabpass.stores.sql:migrations"
+# Key of the PostgreSQL advisory lock that serialises concurrent upgrades (application
+# instances starting together); an arbitrary constant, "nlbpass" in ASCII.
+_MIGRATION_LOCK_KEY = 0x6E6C6270617373
+
+
+# ---------------------------------------------------------------------------------------
+# SQLite engine configuration
+
+
+def _sqlite_is_in_memory(database: str | None) -> bool:
+    return not database or database == ":memory:" or "mode=memory" in database
+
+
+def configure_sqlite_engine(engine: Engine, *, busy_timeout: float = 30.0) -> None:
+    """Prepare a SQLite engine for nulabpass; call it right after ``create_engine``.
+
+    On every new connection: foreign keys on, ``busy_timeout`` seconds of waiting for
+    the write lock, and write-ahead logging for file databases (readers then never block
+    the writer). Every transaction begins with ``BEGIN IMMEDIATE`` (see the module
+    documentation), which also makes SAVEPOINTs and DDL transactional: the ``sqlite3``
+    module's own transaction handling is switched off. Connections already open in the
+    pool are not changed, hence "right after ``create_engine``".
+    """
+    if engine.dialect.name != "sqlite":
+        raise ConfigurationError(
+            f"configure_sqlite_engine() needs a SQLite engine, not {engine.dialect.name}.",
+            code="store.unsupported_database",
+        )
+    if event.contains(engine, "begin", _begin_immediate):
+        return
+    use_wal = not _sqlite_is_in_memory(engine.url.database)
+    timeout_ms = max(0, int(busy_timeout * 1000))
+
+    def on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        # ``isolation_level = None`` stops the sqlite3 module from issuing BEGIN and
+        # COMMIT on its own; SQLAlchemy's ``begin`` event below issues BEGIN instead.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {timeout_ms}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            if use_wal:
+                cursor.execute("PRAGMA journal_mode = WAL")
+        finally:
+            cursor.close()
+
+    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "begin", _begin_immediate)
+
+
+def _begin_immediate(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _sqlite_configured(engine: Engine) -> bool:
+    return event.contains(engine, "begin", _begin_immediate)
+
+
+# ---------------------------------------------------------------------------------------
+# Unit of work and store
+
+
+class SqlUnitOfWork:
+    """One SQL transaction and its repositories (:class:`~nulabpass.ports.UnitOfWork`)."""
+
+    organizations: OrganizationRepository
+    accounts: AccountRepository
+    memberships: MembershipRepository
+    teams: TeamRepository
+    invitations: InvitationRepository
+    conversions: ConversionRepository
+    domains: DomainRepository
+    audit: AuditRepository
+    outbox: OutboxRepository
+    plans: PlanRepository
+
+    def __init__(self, db: Db) -> None:
+        self.organizations = SqlOrganizationRepository(db)
+        self.accounts = SqlAccountRepository(db)
+        self.memberships = SqlMembershipRepository(db)
+        self.teams = SqlTeamRepository(db)
+        self.invitations = SqlInvitationRepository(db)
+        self.conversions = SqlConversionRepository(db)
+        self.domains = SqlDomainRepository(db)
+        self.audit = SqlAuditRepository(db)
+        self.outbox = SqlOutboxRepository(db)
+        self.plans = SqlPlanRepository(db)
+
+
+@contextlib.contextmanager
+def _transaction_scope(conn: Connection, *, nested: bool) -> Iterator[None]:
+    """BEGIN (or SAVEPOINT); COMMIT (or RELEASE) on success, ROLLBACK on exception."""
+    try:
+        tx = conn.begin_nested() if nested else conn.begin()
+    except sa_exc.SQLAlchemyError as exc:
+        raise translate(exc, "transaction") from exc
+    try:
+        yield
+    except BaseException:
+        if tx.is_active:
+            # The exception that got us here says what went wrong; a failing rollback
+            # (a dropped connection) would only hide it.
+            with contextlib.suppress(sa_exc.SQLAlchemyError):
+                tx.rollback()
+        raise
+    try:
+        tx.commit()
+    except sa_exc.SQLAlchemyError as exc:
+        raise translate(exc, "transaction") from exc
+
+
+class SqlStore:
+    """A :class:`~nulabpass.ports.Store` on SQLite or PostgreSQL through SQLAlchemy Core.
+
+    ``bind`` is an ``Engine`` (each transaction gets its own connection) or a
+    ``Connection`` (transactions join the host's transaction through a SAVEPOINT; see
+    the module documentation). SQLite engines must be prepared with
+    :func:`configure_sqlite_engine`, or built by :meth:`from_url`.
+
+    The schema is created and upgraded by :meth:`upgrade`, which runs the migrations
+    shipped with nulabpass; they record their state in their own version table,
+    ``nulabpass_alembic_version``, so they never mix with the host's Alembic history.
+    """
+
+    def __init__(self, bind: Engine | Connection) -> None:
+        dialect = bind.dialect.name
+        if dialect not in _SUPPORTED_DIALECTS:
+            raise ConfigurationError(
+                f"The SQL store supports SQLite and PostgreSQL, not {dialect}.",
+                code="store.unsupported_database",
+            )
+        if dialect == "sqlite":
+            engine = bind if isinstance(bind, Engine) else bind.engine
+            if not _sqlite_configured(engine):
+                raise ConfigurationError(
+                    "This SQLite engine was not prepared for nulabpass: call "
+                    "nulabpass.stores.sql.configure_sqlite_engine(engine) right after "
+                    "create_engine(), or build the store with SqlStore.from_url().",
+                    code="store.sqlite_not_configured",
+                )
+        self._bind = bind
+        self._owned_engine: Engine | None = None
+        self._local = threading.local()
+
+    @classmethod
+    def from_url(cls, url: str, *, busy_timeout: float = 30.0, echo: bool = False) -> SqlStore:
+        """Create an engine for ``url`` and a store on it.
+
+        ``sqlite:///path/to/file.db`` (or ``sqlite://`` for a private in-memory database)
+        and ``postgresql://user@host/db`` (driven by psycopg 3). SQLite engines are
+        prepared by :func:`configure_sqlite_engine` with ``busy_timeout`` seconds.
+        Bound parameters are kept out of SQLAlchemy's error messages and logs, since
+        they may hold personal data. Call :meth:`dispose` to release the connections.
+        """
+        parsed = make_url(url)
+        if parsed.drivername in ("postgresql", "postgres"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        options: dict[str, Any] = {"hide_parameters": True, "echo": echo}
+        if parsed.get_backend_name() == "sqlite":
+            if _sqlite_is_in_memory(parsed.database):
+                # One shared connection: each new connection would open another,
+                # empty, in-memory database.
+                options["poolclass"] = StaticPool
+                options["connect_args"] = {"check_same_thread": False}
+            engine = create_engine(parsed, **options)
+            configure_sqlite_engine(engine, busy_timeout=busy_timeout)
+        else:
+            engine = create_engine(parsed, pool_pre_ping=True, **options)
+        store = cls(engine)
+        store._owned_engine = engine
+        return store
+
+    @property
+    def bind(self) -> Engine | Connection:
+        """The engine or connection this store runs on."""
+        return self._bind
+
+    def dispose(self) -> None:
+        """Close the pooled connections of an engine created by :meth:`from_url`.
+
+        An engine the host passed in belongs to the host and is left alone.
+        """
+        if self._owned_engine is not None:
+            self._owned_engine.dispose()
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        if isinstance(self._bind, Connection):
+            yield self._bind
+            return
+        try:
+            conn = self._bind.connect()
+        except sa_exc.SQLAlchemyError as exc:
+            raise translate(exc, "connection") from exc
+        with conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[SqlUnitOfWork]:
+        """Open a unit of work; commit on normal exit, roll back on exception.
+
+        Nested in another transaction of this store on the same thread, or given a
+        host ``Connection`` already in a transaction, it runs in a SAVEPOINT and leaves
+        the final COMMIT to whoever owns the outer transaction.
+        """
+        outer: tuple[Connection, SqlUnitOfWork] | None = getattr(self._local, "active", None)
+        if outer is not None:
+            conn, uow = outer
+            with _transaction_scope(conn, nested=True):
+                yield uow
+            return
+        with self._connection() as conn:
+            joins_host = isinstance(self._bind, Connection) and conn.in_transaction()
+            with _transaction_scope(conn, nested=joins_host):
+                db = Db(conn)
+                uow = SqlUnitOfWork(db)
+                self._local.active = (conn, uow)
+                try:
+                    yield uow
+                finally:
+                    self._local.active = None
+                    db.close()
+
+    # -- migrations ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _admin_connection(self) -> Iterator[Connection]:
+        with self._connection() as conn:
+            nested = isinstance(self._bind, Connection) and conn.in_transaction()
+            with _transaction_scope(conn, nested=nested):
+                yield conn
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Create or upgrade the nulabpass tables by running the packaged migrations.
+
+        Safe to call on every start: an up-to-date database is left alone, and
+        concurrent callers wait for each other (PostgreSQL: an advisory lock; SQLite:
+        the write lock). With a host ``Connection`` in a transaction, the migration
+        runs in a SAVEPOINT and commits with the host's transaction.
+        """
+        from alembic import command
+        from alembic.util import CommandError
+
+        try:
+            with self._admin_connection() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                    )
+                command.upgrade(_alembic_config(conn), revision)
+        except CommandError as exc:
+            raise ConfigurationError(
+                f"The nulabpass migrations could not run to revision {revision!r}: {exc}",
+                code="store.migration_failed",
+            ) from exc
+        except sa_exc.SQLAlchemyError as exc:
+            raise translate(exc, "schema") from exc
+
+    def current_revision(self) -> str | None:
+        """The migration revision the database is at, or ``None`` before :meth:`upgrade`."""
+        from alembic.runtime.migration import MigrationContext
+
+        try:
+            with self._admin_connection() as conn:
+                context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+                return context.get_current_revision()
+        except sa_exc.SQLAlchemyError as exc:
+            raise translate(exc, "schema") from exc
+
+    @staticmethod
+    def head_revision() -> str:
+        """The newest migration revision shipped with this release of nulabpass."""
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
+        if head is None:  # pragma: no cover - the package always ships a migration
+            raise ConfigurationError("No nulabpass migration found.", code="store.migration")
+        return head
+
+
+def _alembic_config(conn: Connection | None) -> Config:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", _MIGRATIONS)
+    config.attributes["connection"] = conn
+    return config
+
+
+if TYPE_CHECKING:
+
+    def _conforms(store: SqlStore, uow: SqlUnitOfWork) -> tuple[Store, UnitOfWork]:
+        """Never called: mypy checks here that the SQL store implements the ports."""
+        return store, uow

@@ -1,0 +1,126 @@
+"""Ready-made set-ups for tests and demos."""
+
+from __future__ import annotations
+
+import secrets
+
+import attrs
+
+from nulabpass._context import Actor, RequestContext
+from nulabpass._facade import NulabPass
+from nulabpass._gate import Capability
+from nulabpass._ids import new_id
+from nulabpass._runtime import Recorder
+from nulabpass.config import NulabPassConfig
+from nulabpass.errors import NotFound
+from nulabpass.mail import RecordingMailer
+from nulabpass.org._email import normalize_email
+from nulabpass.org._model import Domain, DomainStatus
+from nulabpass.ports import BillingProvider, Clock, Store
+from nulabpass.stores.memory import MemoryStore
+from nulabpass.testing._billing import FakeBillingProvider
+from nulabpass.testing._clock import FrozenClock
+
+__all__ = ["make_nulabpass", "mark_domain_verified", "mark_saml_configured", "test_config"]
+
+
+def test_config(**overrides: object) -> NulabPassConfig:
+    """A valid configuration with a random secret key, for tests."""
+    values: dict[str, object] = {
+        "secret_key": secrets.token_urlsafe(32),
+        "base_url": "https://app.example.test",
+        "products": ("tracker", "diagrams"),
+    }
+    values.update(overrides)
+    return NulabPassConfig.model_validate(values)
+
+
+def make_nulabpass(
+    store: Store | None = None,
+    *,
+    clock: Clock | None = None,
+    mailer: RecordingMailer | None = None,
+    billing: BillingProvider | None = None,
+    **config: object,
+) -> NulabPass:
+    """A :class:`NulabPass` on the memory store (unless given one), a
+    :class:`FrozenClock`, a :class:`RecordingMailer` and a :class:`FakeBillingProvider`
+    (unless given others); reach them as ``np.clock`` and the objects you passed."""
+    chosen: Store = store if store is not None else MemoryStore()
+    return NulabPass(
+        chosen,
+        config=test_config(**config),
+        clock=clock or FrozenClock(),
+        mailer=mailer if mailer is not None else RecordingMailer(),
+        billing=billing if billing is not None else FakeBillingProvider(),
+    )
+
+
+def mark_saml_configured(np: NulabPass, org_id: str) -> None:
+    """Record that ``org_id`` has SAML configured, as the SAML feature does once an
+    organization's IdP settings validate. Audited as ``saml.configured``."""
+
+    def body(rec: Recorder) -> None:
+        org = rec.uow.organizations.get(org_id)
+        if org is None:
+            raise NotFound(f"There is no organization {org_id!r}.", code="organization.not_found")
+        np._runtime.gate.require(rec.uow, org_id, Capability.CONFIGURE_SSO, rec.now)
+        rec.uow.organizations.update(
+            attrs.evolve(org, saml_configured_at=rec.now, updated_at=rec.now)
+        )
+        rec.target("organization", org_id)
+        rec.meta(via="nulabpass.testing")
+
+    np._runtime.run(
+        scope=org_id,
+        action="saml.configured",
+        actor=Actor.system(),
+        ctx=RequestContext(),
+        body=body,
+    )
+
+
+def mark_domain_verified(
+    np: NulabPass, org_id: str, domain: str, *, include_subdomains: bool = False
+) -> None:
+    """Record that ``org_id`` verified ``domain``, as the domain feature does once its
+    DNS proof checks. Audited as ``domain.verified``."""
+    name = normalize_email(f"probe@{domain}").rpartition("@")[2]
+
+    def body(rec: Recorder) -> None:
+        if rec.uow.organizations.get(org_id) is None:
+            raise NotFound(f"There is no organization {org_id!r}.", code="organization.not_found")
+        existing = rec.uow.domains.get(org_id, name)
+        if existing is None:
+            rec.uow.domains.add(
+                Domain(
+                    id=new_id("dom"),
+                    org_id=org_id,
+                    name=name,
+                    status=DomainStatus.VERIFIED,
+                    include_subdomains=include_subdomains,
+                    created_at=rec.now,
+                    updated_at=rec.now,
+                    verified_at=rec.now,
+                )
+            )
+        else:
+            rec.uow.domains.update(
+                attrs.evolve(
+                    existing,
+                    status=DomainStatus.VERIFIED,
+                    include_subdomains=include_subdomains,
+                    verified_at=rec.now,
+                    updated_at=rec.now,
+                )
+            )
+        rec.target("domain", name)
+        rec.meta(domain=name, via="nulabpass.testing")
+
+    np._runtime.run(
+        scope=org_id,
+        action="domain.verified",
+        actor=Actor.system(),
+        ctx=RequestContext(),
+        body=body,
+    )

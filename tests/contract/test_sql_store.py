@@ -1,0 +1,490 @@
+"""What the SQL store promises beyond the storage contract: migrations, transactions
+that join the host's, SQLite settings and the translation of driver errors."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from importlib import resources
+from pathlib import Path
+
+import attrs
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+
+from nulabpass.audit._model import AuditQuery, Target
+from nulabpass.errors import (
+    ConfigurationError,
+    Conflict,
+    InvalidInput,
+    NulabPassError,
+    TransientError,
+)
+from nulabpass.org._model import AccountStatus, Role
+from nulabpass.plans import PlanRecord
+from nulabpass.stores.sql import SqlStore, configure_sqlite_engine
+from nulabpass.stores.sql.schema import VERSION_TABLE, include_name, metadata, plans
+from nulabpass.testing._store_contract import (
+    add_all,
+    make_account,
+    make_event,
+    make_membership,
+    make_org,
+    read,
+)
+
+# ---------------------------------------------------------------------------------------
+# Migrations
+
+
+def _tables(bind: sa.Engine | sa.Connection) -> set[str]:
+    return set(sa.inspect(bind).get_table_names())
+
+
+def test_migrations_create_exactly_the_schema(sql_store: SqlStore) -> None:
+    """After upgrade() the database matches schema.metadata: tables, columns, types,
+    nullability, indexes, unique constraints and foreign keys."""
+    bind = sql_store.bind
+    assert isinstance(bind, sa.Engine)
+    with bind.connect() as conn:
+        context = MigrationContext.configure(
+            conn,
+            opts={
+                "include_name": include_name,
+                "compare_type": True,
+                "version_table": VERSION_TABLE,
+            },
+        )
+        assert compare_metadata(context, metadata) == []
+        assert {t.name for t in metadata.sorted_tables} <= _tables(conn)
+
+
+def test_every_table_is_prefixed() -> None:
+    """Every table of the schema starts with nulabpass_, so it cannot clash with the
+    host's tables."""
+    assert all(t.name.startswith("nulabpass_") for t in metadata.sorted_tables)
+    assert len(metadata.sorted_tables) == 17
+
+
+def test_every_plan_fact_has_a_column() -> None:
+    """Each field of PlanRecord is stored in its own column of nulabpass_plans."""
+    columns = set(plans.c.keys())
+    assert {f.name for f in attrs.fields(PlanRecord)} <= columns
+
+
+def test_upgrade_reports_revisions_and_is_idempotent(tmp_path: Path) -> None:
+    """current_revision() is None before upgrade() and the head after; upgrading an
+    up-to-date database changes nothing."""
+    store = SqlStore.from_url(f"sqlite:///{tmp_path / 'np.sqlite3'}")
+    try:
+        assert store.current_revision() is None
+        store.upgrade()
+        assert store.current_revision() == SqlStore.head_revision() == "0001"
+        add_all(store, make_org())
+        store.upgrade()
+        assert read(store, lambda u: u.organizations.get("org-a")) == make_org()
+    finally:
+        store.dispose()
+
+
+def test_migrations_keep_to_their_own_version_table(tmp_path: Path) -> None:
+    """The migrations record their revision in nulabpass_alembic_version and leave a
+    host's alembic_version and other tables alone."""
+    store = SqlStore.from_url(f"sqlite:///{tmp_path / 'np.sqlite3'}")
+    bind = store.bind
+    assert isinstance(bind, sa.Engine)
+    try:
+        with bind.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32))")
+            conn.exec_driver_sql("INSERT INTO alembic_version VALUES ('host_rev_42')")
+            conn.exec_driver_sql("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+        store.upgrade()
+        with bind.connect() as conn:
+            host = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+            ours = conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").all()
+            assert host == [("host_rev_42",)]
+            assert ours == [("0001",)]
+            assert "orders" in _tables(conn)
+            context = MigrationContext.configure(
+                conn, opts={"include_name": include_name, "version_table": VERSION_TABLE}
+            )
+            assert compare_metadata(context, metadata) == []
+    finally:
+        store.dispose()
+
+
+def test_downgrade_removes_every_nulabpass_table(tmp_path: Path) -> None:
+    """The initial migration's downgrade drops exactly what its upgrade created."""
+    store = SqlStore.from_url(f"sqlite:///{tmp_path / 'np.sqlite3'}")
+    bind = store.bind
+    assert isinstance(bind, sa.Engine)
+    try:
+        store.upgrade()
+        with bind.begin() as conn:
+            config = Config()
+            config.set_main_option("script_location", "nulabpass.stores.sql:migrations")
+            config.attributes["connection"] = conn
+            command.downgrade(config, "base")
+        assert _tables(bind) == {VERSION_TABLE}
+        assert store.current_revision() is None
+    finally:
+        store.dispose()
+
+
+def test_unknown_revision_is_a_configuration_error(sqlite_store: SqlStore) -> None:
+    """Asking for a revision that does not exist raises ConfigurationError."""
+    with pytest.raises(ConfigurationError) as info:
+        sqlite_store.upgrade("does-not-exist")
+    assert info.value.code == "store.migration_failed"
+
+
+def test_migrations_ship_inside_the_package() -> None:
+    """The Alembic environment, template and revisions are package data."""
+    root = resources.files("nulabpass.stores.sql") / "migrations"
+    for name in ("env.py", "script.py.mako", "versions/0001_initial.py"):
+        assert (root / name).is_file(), name
+
+
+def test_tables_missing_is_a_configuration_error(tmp_path: Path) -> None:
+    """Using a database that was never upgraded raises ConfigurationError
+    (store.not_migrated) that says what to run."""
+    store = SqlStore.from_url(f"sqlite:///{tmp_path / 'np.sqlite3'}")
+    try:
+        with pytest.raises(ConfigurationError) as info, store.transaction() as uow:
+            uow.organizations.get("org-a")
+        assert info.value.code == "store.not_migrated"
+        assert "upgrade()" in info.value.message
+    finally:
+        store.dispose()
+
+
+# ---------------------------------------------------------------------------------------
+# Time stamps
+
+
+def test_times_come_back_as_aware_utc(sql_store: SqlStore) -> None:
+    """A time written with any offset reads back as the same instant with tzinfo UTC."""
+    jst = timezone(timedelta(hours=9))
+    org = attrs.evolve(make_org(), created_at=datetime(2024, 5, 1, 18, 0, 0, 5, tzinfo=jst))
+    add_all(sql_store, org)
+    got = read(sql_store, lambda u: u.organizations.get("org-a"))
+    assert got is not None
+    assert got.created_at == datetime(2024, 5, 1, 9, 0, 0, 5, tzinfo=UTC)
+    assert got.created_at.tzinfo is UTC
+
+
+def test_naive_datetimes_are_refused(sql_store: SqlStore) -> None:
+    """Writing or querying with a naive datetime raises InvalidInput
+    (store.naive_datetime) and writes nothing."""
+    naive = attrs.evolve(make_org(), created_at=datetime(2024, 5, 1, 9, 0))
+    with pytest.raises(InvalidInput) as info, sql_store.transaction() as uow:
+        uow.organizations.add(naive)
+    assert info.value.code == "store.naive_datetime"
+    assert read(sql_store, lambda u: u.organizations.get("org-a")) is None
+    with pytest.raises(InvalidInput), sql_store.transaction() as uow:
+        uow.audit.query(AuditQuery(scope="org-a", since=datetime(2024, 5, 1)))
+
+
+# ---------------------------------------------------------------------------------------
+# Transactions
+
+
+class _AbortError(Exception):
+    """Raised inside a unit of work to roll it back."""
+
+
+def _add_org_then_fail(store: SqlStore, org_id: str, *, expect_uow: object = None) -> None:
+    with store.transaction() as uow:
+        assert expect_uow is None or uow is expect_uow
+        uow.organizations.add(make_org(org_id))
+        raise _AbortError
+
+
+def _host_table(conn: sa.Connection) -> None:
+    conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS host_orders (id VARCHAR(20) PRIMARY KEY)")
+    conn.exec_driver_sql("DELETE FROM host_orders")
+
+
+def _host_orders(bind: sa.Engine) -> list[str]:
+    with bind.connect() as conn:
+        return [row[0] for row in conn.exec_driver_sql("SELECT id FROM host_orders")]
+
+
+@pytest.fixture
+def host_engine(sql_store: SqlStore) -> Iterator[sa.Engine]:
+    """The engine under ``sql_store``, with a host table next to nulabpass's."""
+    bind = sql_store.bind
+    assert isinstance(bind, sa.Engine)
+    with bind.begin() as conn:
+        _host_table(conn)
+    yield bind
+    with bind.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE host_orders")
+
+
+def test_joined_transaction_leaves_the_commit_to_the_host(host_engine: sa.Engine) -> None:
+    """Given a Connection inside a transaction, nulabpass writes in a SAVEPOINT: if the
+    host then rolls back, nulabpass's writes vanish with the host's."""
+    with host_engine.connect() as conn:
+        conn.begin()
+        conn.exec_driver_sql("INSERT INTO host_orders VALUES ('o1')")
+        joined = SqlStore(conn)
+        with joined.transaction() as uow:
+            uow.organizations.add(make_org())
+        assert conn.in_transaction()
+        conn.rollback()
+    check = SqlStore(host_engine)
+    assert read(check, lambda u: u.organizations.get("org-a")) is None
+    assert _host_orders(host_engine) == []
+
+
+def test_joined_transaction_commits_with_the_host(host_engine: sa.Engine) -> None:
+    """When the host commits, its change and nulabpass's change are both stored."""
+    with host_engine.connect() as conn, conn.begin():
+        conn.exec_driver_sql("INSERT INTO host_orders VALUES ('o1')")
+        with SqlStore(conn).transaction() as uow:
+            uow.organizations.add(make_org())
+    assert read(SqlStore(host_engine), lambda u: u.organizations.get("org-a")) == make_org()
+    assert _host_orders(host_engine) == ["o1"]
+
+
+def test_joined_failure_rolls_back_only_nulabpass(host_engine: sa.Engine) -> None:
+    """An exception inside nulabpass's unit of work undoes only its own writes; the
+    host's transaction stays usable and commits its change."""
+    with host_engine.connect() as conn, conn.begin():
+        conn.exec_driver_sql("INSERT INTO host_orders VALUES ('o1')")
+        with pytest.raises(_AbortError):
+            _add_org_then_fail(SqlStore(conn), "org-a")
+        conn.exec_driver_sql("INSERT INTO host_orders VALUES ('o2')")
+    assert read(SqlStore(host_engine), lambda u: u.organizations.get("org-a")) is None
+    assert sorted(_host_orders(host_engine)) == ["o1", "o2"]
+
+
+def test_connection_outside_a_transaction_gets_its_own(host_engine: sa.Engine) -> None:
+    """Given a Connection not in a transaction, the unit of work begins and commits one."""
+    with host_engine.connect() as conn:
+        with SqlStore(conn).transaction() as uow:
+            uow.organizations.add(make_org())
+        assert not conn.in_transaction()
+    assert read(SqlStore(host_engine), lambda u: u.organizations.get("org-a")) == make_org()
+
+
+def test_nested_transaction_is_a_savepoint(sql_store: SqlStore) -> None:
+    """A transaction opened inside another on the same thread shares its unit of work;
+    its failure undoes only its own writes and the outer one commits the rest."""
+    with sql_store.transaction() as outer:
+        outer.organizations.add(make_org("org-a"))
+        with pytest.raises(_AbortError):
+            _add_org_then_fail(sql_store, "org-b", expect_uow=outer)
+        with sql_store.transaction() as inner:
+            inner.organizations.add(make_org("org-c"))
+    got = read(sql_store, lambda u: [u.organizations.get(o) for o in ("org-a", "org-b", "org-c")])
+    assert got == [make_org("org-a"), None, make_org("org-c")]
+
+
+def test_repositories_refuse_use_after_the_transaction(sql_store: SqlStore) -> None:
+    """A repository kept past its transaction raises ConfigurationError instead of
+    writing outside any transaction."""
+    with sql_store.transaction() as uow:
+        pass
+    with pytest.raises(ConfigurationError) as info:
+        uow.organizations.add(make_org())
+    assert info.value.code == "store.transaction_closed"
+
+
+# ---------------------------------------------------------------------------------------
+# SQLite settings
+
+
+def test_sqlite_connections_are_configured(sqlite_store: SqlStore) -> None:
+    """SQLite runs with foreign keys on, write-ahead logging, a busy timeout and
+    BEGIN IMMEDIATE transactions."""
+    with sqlite_store.transaction() as uow:
+        uow.organizations.get("x")
+    bind = sqlite_store.bind
+    assert isinstance(bind, sa.Engine)
+    with bind.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+
+
+def test_unprepared_sqlite_engine_is_refused() -> None:
+    """SqlStore refuses a SQLite engine without configure_sqlite_engine(), whose
+    SAVEPOINTs and locking would not be reliable, and accepts it afterwards."""
+    engine = sa.create_engine("sqlite://")
+    with pytest.raises(ConfigurationError) as info:
+        SqlStore(engine)
+    assert info.value.code == "store.sqlite_not_configured"
+    configure_sqlite_engine(engine)
+    configure_sqlite_engine(engine)
+    SqlStore(engine)
+    engine.dispose()
+
+
+def test_in_memory_sqlite_keeps_its_data() -> None:
+    """sqlite:// is one private database shared by every transaction of the store."""
+    store = SqlStore.from_url("sqlite://")
+    try:
+        store.upgrade()
+        add_all(store, make_org())
+        assert read(store, lambda u: u.organizations.get("org-a")) == make_org()
+    finally:
+        store.dispose()
+
+
+def test_a_busy_sqlite_database_is_a_transient_error(tmp_path: Path) -> None:
+    """When another process holds the write lock past the busy timeout, the store
+    raises TransientError (store.unavailable) without SQL in its message."""
+    path = tmp_path / "np.sqlite3"
+    store = SqlStore.from_url(f"sqlite:///{path}", busy_timeout=0.05)
+    store.upgrade()
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(TransientError) as info, store.transaction() as uow:
+            uow.organizations.add(make_org())
+        assert info.value.code == "store.unavailable"
+        assert "BEGIN" not in info.value.message
+        other.execute("ROLLBACK")
+        add_all(store, make_org())
+    finally:
+        other.close()
+        store.dispose()
+
+
+# ---------------------------------------------------------------------------------------
+# Driver errors and messages
+
+
+def test_foreign_key_violations_are_conflicts_without_values(sql_store: SqlStore) -> None:
+    """A write that references a missing row raises Conflict (store.constraint) whose
+    message names the resource but no SQL and no values."""
+    add_all(sql_store, make_org())
+    with pytest.raises(Conflict) as info, sql_store.transaction() as uow:
+        uow.memberships.add(make_membership("org-a", "acc-secret-id"))
+    assert info.value.code == "store.constraint"
+    assert "membership" in info.value.message
+    assert "acc-secret-id" not in info.value.message
+    assert "INSERT" not in info.value.message
+
+
+def test_deleting_an_account_still_referenced_is_account_in_use(sql_store: SqlStore) -> None:
+    """delete refuses an account that still has memberships (Conflict account.in_use)."""
+    add_all(sql_store, make_org(), make_account("acc-1"), make_membership("org-a", "acc-1"))
+    with pytest.raises(Conflict) as info, sql_store.transaction() as uow:
+        uow.accounts.delete("acc-1")
+    assert info.value.code == "account.in_use"
+    assert read(sql_store, lambda u: u.accounts.get("acc-1")) == make_account("acc-1")
+
+
+def test_email_conflict_message_does_not_echo_the_email(sql_store: SqlStore) -> None:
+    """The email_taken message does not repeat the address (personal data)."""
+    add_all(sql_store, make_account("acc-1", email="private@example.com"))
+    with pytest.raises(Conflict) as info, sql_store.transaction() as uow:
+        uow.accounts.add(make_account("acc-2", email="private@example.com"))
+    assert "private@example.com" not in str(info.value)
+
+
+def test_every_store_error_is_a_nulabpass_error(sql_store: SqlStore) -> None:
+    """Invalid input from the caller (a bad batch size) surfaces as a NulabPassError."""
+    with pytest.raises(NulabPassError), sql_store.transaction() as uow:
+        list(uow.audit.iter_chain("org-a", batch_size=0))
+
+
+# ---------------------------------------------------------------------------------------
+# Queries stay in the database
+
+
+class _Statements:
+    """Records the SQL statements an engine runs."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.seen: list[str] = []
+
+    def __enter__(self) -> _Statements:
+        sa.event.listen(self.engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sa.event.remove(self.engine, "before_cursor_execute", self._record)
+
+    def _record(self, conn: object, cursor: object, statement: str, *args: object) -> None:
+        self.seen.append(statement)
+
+    def selects_from(self, table: str) -> list[str]:
+        return [s for s in self.seen if s.lstrip().upper().startswith("SELECT") and table in s]
+
+
+def test_iter_chain_reads_in_keyset_batches(sql_store: SqlStore) -> None:
+    """iter_chain fetches batch_size events per query, never the whole chain at once."""
+    events = [make_event("org-a", seq) for seq in range(1, 6)]
+    add_all(sql_store, *events)
+    bind = sql_store.bind
+    assert isinstance(bind, sa.Engine)
+    with _Statements(bind) as statements, sql_store.transaction() as uow:
+        assert list(uow.audit.iter_chain("org-a", batch_size=2)) == events
+    batches = statements.selects_from("FROM nulabpass_audit_events")
+    assert len(batches) == 3
+    assert all("LIMIT" in s for s in batches)
+
+
+def test_audit_query_is_one_filtered_limited_query(sql_store: SqlStore) -> None:
+    """Every AuditQuery filter is compiled into the SELECT (the target filter as
+    EXISTS on audit_targets), with ORDER BY seq and LIMIT."""
+    add_all(sql_store, make_event("org-a", 1, targets=(Target("account", "acc-1"),)))
+    bind = sql_store.bind
+    assert isinstance(bind, sa.Engine)
+    query = AuditQuery(
+        scope="org-a",
+        since=datetime(2024, 1, 1, tzinfo=UTC),
+        until=datetime(2025, 1, 1, tzinfo=UTC),
+        actions=("member.added",),
+        actor_id="acc-actor",
+        target_id="acc-1",
+        after_seq=10,
+        limit=5,
+    )
+    with _Statements(bind) as statements, sql_store.transaction() as uow:
+        assert [e.seq for e in uow.audit.query(query)] == [1]
+    (sql,) = statements.selects_from("FROM nulabpass_audit_events")
+    for fragment in ("EXISTS", "nulabpass_audit_targets", "occurred_at >=", "occurred_at <"):
+        assert fragment in sql
+    assert "ORDER BY nulabpass_audit_events.seq DESC" in sql
+    assert "LIMIT" in sql
+
+
+def test_count_break_glass_is_one_query(sql_store: SqlStore) -> None:
+    """count_break_glass runs a single SQL statement joining accounts."""
+    add_all(
+        sql_store,
+        make_org(),
+        make_account("acc-1"),
+        make_account("acc-2", status=AccountStatus.DEACTIVATED),
+        make_membership("org-a", "acc-1", role=Role.ADMIN),
+        make_membership("org-a", "acc-2", role=Role.ADMIN),
+    )
+    bind = sql_store.bind
+    assert isinstance(bind, sa.Engine)
+    with _Statements(bind) as statements, sql_store.transaction() as uow:
+        assert uow.memberships.count_break_glass("org-a", require_admin=True) == 1
+    statements.seen = [s for s in statements.seen if "nulabpass_" in s]
+    assert len(statements.seen) == 1
+    assert "JOIN nulabpass_accounts" in statements.seen[0]
+
+
+def test_an_unreachable_database_is_a_transient_error() -> None:
+    """A refused PostgreSQL connection raises TransientError (store.unavailable)."""
+    store = SqlStore.from_url("postgresql://nobody@127.0.0.1:1/none")
+    try:
+        with pytest.raises(TransientError) as info, store.transaction() as uow:
+            uow.organizations.get("org-a")
+        assert info.value.code == "store.unavailable"
+    finally:
+        store.dispose()

@@ -1,0 +1,1 @@
+"""Unit tests of email rendering, the SMTP adapter and the recording mailer."""
