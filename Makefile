@@ -19,8 +19,8 @@ demo: $(VENV)/.installed
 	$(BIN)/nulabpass demo
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy

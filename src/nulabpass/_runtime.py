@@ -249,6 +249,8 @@ class Runtime:
 
     def check_context(self, ctx: RequestContext) -> None:
         """Validate the request context against configuration."""
+        if not isinstance(ctx, RequestContext):
+            raise InvalidInput("ctx must be a nulabpass.RequestContext.", code="context.invalid")
         if ctx.product is not None and ctx.product not in self.config.products:
             raise InvalidInput(
                 f"Unknown product {ctx.product!r}; configured products are "
@@ -278,6 +280,11 @@ class Runtime:
     ) -> T:
         """Run ``body`` as one audited action in organization ``scope``."""
         spec(action)  # An uncatalogued action is a programming error; fail before writing.
+        if not isinstance(actor, Actor) or not isinstance(actor.id, str) or not actor.id:
+            raise InvalidInput(
+                "actor must be a nulabpass.Actor, e.g. Actor.account(account_id).",
+                code="input.invalid_actor",
+            )
         self.check_context(ctx)
         try:
             with self.store.transaction() as uow:

@@ -225,3 +225,38 @@ def test_teams_lifecycle_and_unique_names(world: World) -> None:
     np.teams.delete(world.admin, world.org.id, world.team.id)
     assert np.teams.list(world.admin, world.org.id) == []
     assert np.members.get(world.org.id, bob.id).account_id == bob.id
+
+
+@pytest.mark.parametrize(
+    ("call", "code"),
+    [
+        (lambda np, w: np.teams.create(None, w.org.id, "Ops"), "input.invalid_actor"),
+        (lambda np, w: np.teams.create(w.admin, w.org.id, "Ops", ctx="ip"), "context.invalid"),
+        (lambda np, w: np.teams.create(w.admin, 42, "Ops"), "input.invalid_id"),
+        (lambda np, w: np.teams.create(w.admin, w.org.id, 42), "team.invalid_name"),
+        (
+            lambda np, w: np.audit.query(w.admin, w.org.id, outcome="maybe"),
+            "audit.invalid_outcome",
+        ),
+        (lambda np, w: np.audit.query(w.admin, w.org.id, cursor=7), "audit.invalid_cursor"),
+        (
+            lambda np, w: np.members.set_privileges(w.admin, w.org.id, w.founder.id),
+            "member.invalid_privilege",
+        ),
+        (
+            lambda np, w: np.members.set_privileges(
+                w.admin, w.org.id, w.founder.id, plan_admin="yes"
+            ),
+            "member.invalid_privilege",
+        ),
+    ],
+)
+def test_malformed_arguments_get_invalid_input_with_a_code(
+    world: World, call: object, code: str
+) -> None:
+    events = len(world.events())
+    with pytest.raises(InvalidInput) as err:
+        call(world.np, world)  # type: ignore[operator]
+    assert err.value.code == code
+    assert err.value.message
+    assert len(world.events()) == events

@@ -120,9 +120,9 @@ def test_rejected_email_is_not_retried_forever(world: World, mailer: RecordingMa
 
 def test_without_a_mailer_emails_wait(store, clock) -> None:  # type: ignore[no-untyped-def]
     from nulabpass import Actor, NulabPass
-    from nulabpass.testing import mark_domain_verified, mark_saml_configured, test_config
+    from nulabpass.testing import make_config, mark_domain_verified, mark_saml_configured
 
-    np = NulabPass(store, config=test_config(), clock=clock)
+    np = NulabPass(store, config=make_config(), clock=clock)
     founder = np.accounts.register("f@partner.test", "F")
     admin = Actor.account(founder.id)
     org = np.orgs.create(admin, "Acme")

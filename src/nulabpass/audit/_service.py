@@ -160,7 +160,18 @@ class AuditAPI:
             )
         if isinstance(actions, str):
             actions = (actions,)
+        if not isinstance(cursor, str | None):
+            raise InvalidInput("The cursor must be a string.", code="audit.invalid_cursor")
         after = _decode_cursor(cursor, newest_first) if cursor is not None else None
+        try:
+            wanted = Outcome(outcome) if outcome is not None else None
+        except ValueError:
+            raise InvalidInput(
+                f"outcome must be 'success' or 'failure', not {outcome!r}.",
+                code="audit.invalid_outcome",
+            ) from None
+        if not all(isinstance(a, str) for a in actions):
+            raise InvalidInput("actions must be action names.", code="audit.invalid_action")
         q = AuditQuery(
             scope=org_id,
             since=since,
@@ -168,7 +179,7 @@ class AuditAPI:
             actions=tuple(actions),
             actor_id=actor_id,
             target_id=target_id,
-            outcome=Outcome(outcome) if outcome is not None else None,
+            outcome=wanted,
             after_seq=after,
             newest_first=newest_first,
             limit=limit + 1,

@@ -16,10 +16,10 @@ from nulabpass.stores.memory import MemoryStore
 from nulabpass.testing._billing import FakeBillingProvider
 from nulabpass.testing._clock import FrozenClock
 from nulabpass.testing._helpers import (
+    make_config,
     make_nulabpass,
     mark_domain_verified,
     mark_saml_configured,
-    test_config,
 )
 
 TYPE_CHECKING = False
@@ -43,8 +43,8 @@ __all__ = [
     "MemoryStore",
     "RecordingMailer",
     "StoreContract",
+    "make_config",
     "make_nulabpass",
     "mark_domain_verified",
     "mark_saml_configured",
-    "test_config",
 ]

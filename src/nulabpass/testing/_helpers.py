@@ -21,10 +21,10 @@ from nulabpass.stores.memory import MemoryStore
 from nulabpass.testing._billing import FakeBillingProvider
 from nulabpass.testing._clock import FrozenClock
 
-__all__ = ["make_nulabpass", "mark_domain_verified", "mark_saml_configured", "test_config"]
+__all__ = ["make_config", "make_nulabpass", "mark_domain_verified", "mark_saml_configured"]
 
 
-def test_config(**overrides: object) -> NulabPassConfig:
+def make_config(**overrides: object) -> NulabPassConfig:
     """A valid configuration with a random secret key, for tests."""
     values: dict[str, object] = {
         "secret_key": secrets.token_urlsafe(32),
@@ -49,7 +49,7 @@ def make_nulabpass(
     chosen: Store = store if store is not None else MemoryStore()
     return NulabPass(
         chosen,
-        config=test_config(**config),
+        config=make_config(**config),
         clock=clock or FrozenClock(),
         mailer=mailer if mailer is not None else RecordingMailer(),
         billing=billing if billing is not None else FakeBillingProvider(),
