@@ -84,7 +84,8 @@ def test_upgrade_reports_revisions_and_is_idempotent(tmp_path: Path) -> None:
     try:
         assert store.current_revision() is None
         store.upgrade()
-        assert store.current_revision() == SqlStore.head_revision() == "0001"
+        assert store.current_revision() == SqlStore.head_revision()
+        assert store.current_revision() is not None
         add_all(store, make_org())
         store.upgrade()
         assert read(store, lambda u: u.organizations.get("org-a")) == make_org()

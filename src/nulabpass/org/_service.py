@@ -8,7 +8,6 @@ one transaction, the organization lock, the break-glass re-check and its audit e
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
 from datetime import datetime
 
 import attrs
@@ -124,9 +123,28 @@ class _Base:
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
 
-    def _read(self, fn: Callable[[UnitOfWork], object]) -> object:
-        with self._rt.store.transaction() as uow:
-            return fn(uow)
+    def _authorize(
+        self,
+        rec: Recorder,
+        permission: Permission,
+        *,
+        adding: int = 0,
+        ignore_seats: bool = False,
+    ) -> Organization:
+        """The organization of the action, once the actor holds ``permission`` and the
+        plan entitles the organization to manage accounts and teams (with ``adding``
+        free seats; ``ignore_seats`` for actions that reduce the managed count)."""
+        org = _org(rec.uow, rec.scope)
+        rec.require(permission)
+        self._rt.gate.require(
+            rec.uow,
+            org.id,
+            Capability.MANAGE_ACCOUNTS,
+            rec.now,
+            adding=adding,
+            ignore_seats=ignore_seats,
+        )
+        return org
 
 
 class AccountsAPI(_Base):
@@ -648,9 +666,7 @@ class MembersAPI(_Base):
         role = _role(role)
 
         def body(rec: Recorder) -> Account:
-            org = _org(rec.uow, org_id)
-            rec.require(Permission.MANAGE_MANAGED_ACCOUNTS)
-            self._rt.gate.require(rec.uow, org_id, Capability.MANAGE_ACCOUNTS, rec.now, adding=1)
+            org = self._authorize(rec, Permission.MANAGE_MANAGED_ACCOUNTS, adding=1)
             team = _team(rec.uow, org_id, team_id)
             require_managed_preconditions(rec.uow, org, normalized)
             existing = rec.uow.accounts.get_by_email(normalized)
@@ -758,9 +774,7 @@ class MembersAPI(_Base):
         action = "managed_account.deactivated" if deactivating else "managed_account.reactivated"
 
         def body(rec: Recorder) -> Account:
-            _org(rec.uow, org_id)
-            rec.require(Permission.MANAGE_MANAGED_ACCOUNTS)
-            self._rt.gate.require(rec.uow, org_id, Capability.MANAGE_ACCOUNTS, rec.now)
+            self._authorize(rec, Permission.MANAGE_MANAGED_ACCOUNTS)
             account = _managed_account(rec.uow, org_id, account_id)
             expected = AccountStatus.ACTIVE if deactivating else AccountStatus.DEACTIVATED
             if account.status is not expected:
@@ -797,11 +811,7 @@ class MembersAPI(_Base):
         _check_ids(org_id=org_id, account_id=account_id)
 
         def body(rec: Recorder) -> None:
-            _org(rec.uow, org_id)
-            rec.require(Permission.MANAGE_MANAGED_ACCOUNTS)
-            self._rt.gate.require(
-                rec.uow, org_id, Capability.MANAGE_ACCOUNTS, rec.now, ignore_seats=True
-            )
+            self._authorize(rec, Permission.MANAGE_MANAGED_ACCOUNTS, ignore_seats=True)
             account = _managed_account(rec.uow, org_id, account_id)
             if rec.actor.type is ActorType.ACCOUNT and rec.actor.id == account_id:
                 raise Conflict("An admin cannot delete their own account.", code="managed.self")
@@ -828,11 +838,7 @@ class MembersAPI(_Base):
         _check_ids(org_id=org_id, account_id=account_id)
 
         def body(rec: Recorder) -> Account:
-            org = _org(rec.uow, org_id)
-            rec.require(Permission.MANAGE_MANAGED_ACCOUNTS)
-            self._rt.gate.require(
-                rec.uow, org_id, Capability.MANAGE_ACCOUNTS, rec.now, ignore_seats=True
-            )
+            org = self._authorize(rec, Permission.MANAGE_MANAGED_ACCOUNTS, ignore_seats=True)
             account = _managed_account(rec.uow, org_id, account_id)
             if account.status is AccountStatus.INVITED:
                 raise Conflict(
@@ -937,9 +943,7 @@ class InvitationsAPI(_Base):
         _check_ids(org_id=org_id, account_id=account_id)
 
         def body(rec: Recorder) -> Invitation:
-            org = _org(rec.uow, org_id)
-            rec.require(Permission.MANAGE_MANAGED_ACCOUNTS)
-            self._rt.gate.require(rec.uow, org_id, Capability.MANAGE_ACCOUNTS, rec.now)
+            org = self._authorize(rec, Permission.MANAGE_MANAGED_ACCOUNTS)
             account = _managed_account(rec.uow, org_id, account_id)
             if account.status is not AccountStatus.INVITED:
                 raise Conflict("The invitation was already accepted.", code="invitation.used")
@@ -972,11 +976,7 @@ class InvitationsAPI(_Base):
         _check_ids(org_id=org_id, account_id=account_id)
 
         def body(rec: Recorder) -> None:
-            _org(rec.uow, org_id)
-            rec.require(Permission.MANAGE_MANAGED_ACCOUNTS)
-            self._rt.gate.require(
-                rec.uow, org_id, Capability.MANAGE_ACCOUNTS, rec.now, ignore_seats=True
-            )
+            self._authorize(rec, Permission.MANAGE_MANAGED_ACCOUNTS, ignore_seats=True)
             account = _managed_account(rec.uow, org_id, account_id)
             if account.status is not AccountStatus.INVITED:
                 raise Conflict(
@@ -1034,9 +1034,7 @@ class ConversionsAPI(_Base):
         _check_ids(org_id=org_id, account_id=account_id)
 
         def body(rec: Recorder) -> ConversionRequest:
-            org = _org(rec.uow, org_id)
-            rec.require(Permission.REQUEST_CONVERSIONS)
-            self._rt.gate.require(rec.uow, org_id, Capability.MANAGE_ACCOUNTS, rec.now, adding=1)
+            org = self._authorize(rec, Permission.REQUEST_CONVERSIONS, adding=1)
             account = _account(rec.uow, account_id)
             _check_convertible(rec.uow, org, account)
             if rec.uow.conversions.pending(org_id, account_id) is not None:
@@ -1244,9 +1242,7 @@ class TeamsAPI(_Base):
         team_name = check_name(name, field="team name", code="team.invalid_name")
 
         def body(rec: Recorder) -> Team:
-            _org(rec.uow, org_id)
-            rec.require(Permission.MANAGE_TEAMS)
-            self._rt.gate.require(rec.uow, org_id, Capability.MANAGE_ACCOUNTS, rec.now)
+            self._authorize(rec, Permission.MANAGE_TEAMS)
             team = Team(
                 id=new_id("team"),
                 org_id=org_id,
@@ -1296,9 +1292,7 @@ class TeamsAPI(_Base):
         team_name = check_name(name, field="team name", code="team.invalid_name")
 
         def body(rec: Recorder) -> Team:
-            _org(rec.uow, org_id)
-            rec.require(Permission.MANAGE_TEAMS)
-            self._rt.gate.require(rec.uow, org_id, Capability.MANAGE_ACCOUNTS, rec.now)
+            self._authorize(rec, Permission.MANAGE_TEAMS)
             team = _team(rec.uow, org_id, team_id)
             updated = rec.uow.teams.update(attrs.evolve(team, name=team_name, updated_at=rec.now))
             rec.target("team", team_id)
@@ -1314,9 +1308,7 @@ class TeamsAPI(_Base):
         _check_ids(org_id=org_id, team_id=team_id)
 
         def body(rec: Recorder) -> None:
-            _org(rec.uow, org_id)
-            rec.require(Permission.MANAGE_TEAMS)
-            self._rt.gate.require(rec.uow, org_id, Capability.MANAGE_ACCOUNTS, rec.now)
+            self._authorize(rec, Permission.MANAGE_TEAMS)
             team = _team(rec.uow, org_id, team_id)
             rec.uow.teams.delete(team_id)
             rec.target("team", team_id)
@@ -1337,9 +1329,7 @@ class TeamsAPI(_Base):
         _check_ids(org_id=org_id, team_id=team_id, account_id=account_id)
 
         def body(rec: Recorder) -> TeamMember:
-            _org(rec.uow, org_id)
-            rec.require(Permission.MANAGE_TEAMS)
-            self._rt.gate.require(rec.uow, org_id, Capability.MANAGE_ACCOUNTS, rec.now)
+            self._authorize(rec, Permission.MANAGE_TEAMS)
             _team(rec.uow, org_id, team_id)
             _membership(rec.uow, org_id, account_id)
             member = TeamMember(team_id, account_id, rec.now)
@@ -1365,9 +1355,7 @@ class TeamsAPI(_Base):
         _check_ids(org_id=org_id, team_id=team_id, account_id=account_id)
 
         def body(rec: Recorder) -> None:
-            _org(rec.uow, org_id)
-            rec.require(Permission.MANAGE_TEAMS)
-            self._rt.gate.require(rec.uow, org_id, Capability.MANAGE_ACCOUNTS, rec.now)
+            self._authorize(rec, Permission.MANAGE_TEAMS)
             _team(rec.uow, org_id, team_id)
             if not rec.uow.teams.remove_member(team_id, account_id):
                 raise NotFound("The account is not in this team.", code="team.member_not_found")

@@ -309,7 +309,7 @@ class SqlStore:
             with _transaction_scope(conn, nested=nested):
                 yield conn
 
-    def upgrade(self, revision: str = "head") -> None:
+    def upgrade(self, revision: str = "heads") -> None:
         """Create or upgrade the nulabpass tables by running the packaged migrations.
 
         Safe to call on every start: an up-to-date database is left alone, and
@@ -336,13 +336,16 @@ class SqlStore:
             raise translate(exc, "schema") from exc
 
     def current_revision(self) -> str | None:
-        """The migration revision the database is at, or ``None`` before :meth:`upgrade`."""
+        """The migration revision the database is at (several, comma-separated, while
+        feature branches of the migrations have not been merged), or ``None`` before
+        :meth:`upgrade`."""
         from alembic.runtime.migration import MigrationContext
 
         try:
             with self._admin_connection() as conn:
                 context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-                return context.get_current_revision()
+                heads = context.get_current_heads()
+                return ",".join(sorted(heads)) if heads else None
         except sa_exc.SQLAlchemyError as exc:
             raise translate(exc, "schema") from exc
 
@@ -351,10 +354,10 @@ class SqlStore:
         """The newest migration revision shipped with this release of nulabpass."""
         from alembic.script import ScriptDirectory
 
-        head = ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
-        if head is None:  # pragma: no cover - the package always ships a migration
+        heads = ScriptDirectory.from_config(_alembic_config(None)).get_heads()
+        if not heads:  # pragma: no cover - the package always ships a migration
             raise ConfigurationError("No nulabpass migration found.", code="store.migration")
-        return head
+        return ",".join(sorted(heads))
 
 
 def _alembic_config(conn: Connection | None) -> Config:
