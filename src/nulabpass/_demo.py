@@ -20,7 +20,6 @@ from nulabpass._facade import NulabPass
 from nulabpass.config import NulabPassConfig
 from nulabpass.errors import NulabPassError
 from nulabpass.mail import RecordingMailer
-from nulabpass.org._model import Role
 from nulabpass.testing._helpers import mark_domain_verified, mark_saml_configured
 
 __all__ = ["run_demo"]
@@ -135,10 +134,9 @@ def _walk(np: NulabPass, mailer: RecordingMailer, p: _Printer, language: str) ->
     p.line(f"status={carol.status.value}; access check: {decision.code}")
 
     p.title("The break-glass rule protects the organization")
-    p.line("Aiko tries to step down as admin while she is the only non-managed admin:")
+    p.line("Aiko tries to leave the organization while she is its only non-managed admin:")
     try:
-        np.members.set_privileges(admin, org.id, aiko.id, plan_admin=False, ctx=ctx)
-        np.members.set_role(admin, org.id, aiko.id, Role.MEMBER, ctx=ctx)
+        np.members.leave(admin, org.id, ctx=ctx)
     except NulabPassError as exc:
         p.line(f"refused [{exc.code}]")
         p.block(exc.message)

@@ -342,7 +342,10 @@ class Runtime:
         if scope != HOST_SCOPE and (before > 0 or rec.new_org):
             orgs.add(scope)
         for org_id in sorted(orgs):
-            org = uow.organizations.get(org_id)
+            # Lock before counting: a concurrent writer of that organization must either
+            # have committed (and be counted) or wait for us, or both could pass the
+            # check and together leave it without break-glass access.
+            org = uow.organizations.lock(org_id)
             if org is None:
                 continue
             if self._break_glass(uow, org) == 0:

@@ -36,6 +36,9 @@ class NulabPassConfig(BaseModel):
     #: Identical failures (same action, actor, error and IP) inside this window are
     #: counted instead of each writing an audit event, so a flood cannot amplify writes.
     failure_aggregation_window: timedelta = timedelta(seconds=60)
+    #: How many months audit events are kept before ``np.audit.purge`` may remove them;
+    #: organizations may choose their own period (``np.audit.set_retention``).
+    audit_retention_months: int = Field(default=13, ge=1, le=1200)
     #: How long a dispatcher owns a claimed outbox message before another may retry it.
     outbox_lease: timedelta = timedelta(minutes=5)
     outbox_max_backoff: timedelta = timedelta(hours=1)
@@ -81,7 +84,7 @@ class NulabPassConfig(BaseModel):
     def _check_tz(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 

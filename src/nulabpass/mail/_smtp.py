@@ -274,7 +274,9 @@ class SmtpMailer:
             client.send_message(mime, from_addr=s.from_address, to_addrs=[to])
             delivered = True
         except (OSError, smtplib.SMTPException) as exc:
-            raise self._translate(exc, step) from exc
+            # Not chained: the server's reply, which the message deliberately leaves out,
+            # can echo credentials and would be printed with the traceback.
+            raise self._translate(exc, step) from None
         finally:
             if client is not None:
                 _close(client, polite=delivered)

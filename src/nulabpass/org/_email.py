@@ -11,8 +11,9 @@ __all__ = ["domain_of", "normalize_email"]
 # RFC 5321 limits: 64 octets of local part, 255 of domain, 254 for a usable path.
 _MAX_EMAIL = 254
 _MAX_LOCAL = 64
-_LOCAL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+$")
-_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# \Z, not $: "$" also matches before a trailing newline.
+_LOCAL_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+\Z")
+_LABEL_RE = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
 
 
 def normalize_email(raw: str) -> str:

@@ -10,7 +10,8 @@ from nulabpass.errors import InvalidInput
 
 __all__ = ["check_language", "check_name", "check_timezone"]
 
-_LANG_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+# \Z, not $: "$" also matches before a trailing newline.
+_LANG_RE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*\Z")
 
 
 def check_name(value: object, *, field: str, code: str, max_length: int = 100) -> str:
@@ -26,9 +27,10 @@ def check_name(value: object, *, field: str, code: str, max_length: int = 100) -
             code=code,
             details={"field": field},
         )
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in name):
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in name):
         raise InvalidInput(
-            f"The {field} contains control or invisible formatting characters; remove them.",
+            f"The {field} contains control, invisible or unpaired surrogate characters; "
+            "remove them.",
             code=code,
             details={"field": field},
         )
@@ -55,7 +57,8 @@ def check_timezone(value: object) -> str:
         )
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        # OSError: a name such as "America" is a directory of the zone database.
         raise InvalidInput(
             f"{value!r} is not a known time zone; use an IANA name such as 'Asia/Tokyo'.",
             code="account.invalid_timezone",
