@@ -87,6 +87,43 @@ ACTIONS: dict[str, ActionSpec] = _specs(
     ("team.member_removed", "team", "An account was removed from a team."),
     ("saml.configured", "saml", "SAML single sign-on was configured for the organization."),
     ("domain.verified", "domain", "The organization verified an email domain."),
+    (
+        "domain.added",
+        "domain",
+        "An admin added an email domain and received the DNS record to publish.",
+    ),
+    (
+        "domain.challenge_renewed",
+        "domain",
+        "An admin asked for a fresh DNS challenge (the previous token no longer counts).",
+    ),
+    (
+        "domain.verification_failed",
+        "domain",
+        "A verification check did not find the expected DNS record (or got no answer).",
+    ),
+    (
+        "domain.record_missing",
+        "domain",
+        "A re-check of a verified domain found its DNS record missing: the grace period "
+        "started and admins were emailed.",
+    ),
+    (
+        "domain.restored",
+        "domain",
+        "The DNS record of a verified domain was found again within the grace period.",
+    ),
+    (
+        "domain.lapsed",
+        "domain",
+        "The grace period ended without the DNS record: the domain is no longer verified.",
+    ),
+    ("domain.removed", "domain", "An admin removed an email domain."),
+    (
+        "domain.subdomains_changed",
+        "domain",
+        "An admin changed whether a verified domain also covers its subdomains.",
+    ),
     ("plan.trial_started", "plan", "The organization's one free trial started."),
     ("plan.upgraded", "plan", "A paid plan was bought."),
     ("plan.renewed", "plan", "The billing provider extended the paid period."),
@@ -102,11 +139,42 @@ ACTIONS: dict[str, ActionSpec] = _specs(
         "plan",
         "The plan ended: managed accounts were released and signed out.",
     ),
+    ("scim.token_created", "scim", "An admin created a SCIM provisioning token."),
+    ("scim.token_rotated", "scim", "An admin replaced a SCIM token with a new one."),
+    ("scim.token_revoked", "scim", "An admin revoked a SCIM token."),
+    ("scim.user_created", "scim", "User provisioning created (or adopted) a managed account."),
+    ("scim.user_updated", "scim", "User provisioning changed a managed account's attributes."),
+    ("scim.user_deactivated", "scim", "User provisioning deactivated a managed account."),
+    ("scim.user_reactivated", "scim", "User provisioning reactivated a managed account."),
+    ("scim.user_deleted", "scim", "User provisioning deleted a managed account."),
+    ("scim.group_created", "scim", "User provisioning created a team."),
+    (
+        "scim.group_updated",
+        "scim",
+        "User provisioning renamed a team or changed its managed members.",
+    ),
+    ("scim.group_deleted", "scim", "User provisioning deleted a team and its memberships."),
     ("audit.read", "audit", "Someone read the organization's audit log."),
     (
         "audit.personal_data_erased",
         "audit",
         "One person's personal data was erased from every audit event.",
+    ),
+    (
+        "audit.checkpoint_signed",
+        "audit",
+        "A signed checkpoint of the organization's audit log was recorded.",
+    ),
+    ("audit.exported", "audit", "Someone exported the organization's audit log."),
+    (
+        "audit.retention_changed",
+        "audit",
+        "The organization's audit log retention period changed.",
+    ),
+    (
+        "audit.purged",
+        "audit",
+        "Events older than the retention period were purged; the rest stays verifiable.",
     ),
 )
 

@@ -48,8 +48,16 @@ _COMMIT_TAG = b"nulabpass.audit.commit.v1\n"
 
 
 def format_time(value: datetime) -> str:
-    """Canonical UTC timestamp with microseconds."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Canonical UTC timestamp with microseconds (``YYYY-MM-DDTHH:MM:SS.ffffffZ``)."""
+    v = value.astimezone(UTC)
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d}T"
+        f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}Z"
+    )
+
+
+# One encoder for every event: ``json.dumps`` with options builds a new one per call.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def new_salt() -> str:
@@ -85,9 +93,7 @@ def canonical_bytes(event: EventRecord) -> bytes:
         "commitments": dict(event.commitments),
         "prev_hash": event.prev_hash,
     }
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8"
-    )
+    return _ENCODER.encode(body).encode("utf-8")
 
 
 def event_hash(event: EventRecord) -> str:
@@ -103,6 +109,9 @@ class ChainVerification:
     ``first_broken_seq`` / ``first_broken_id`` name the first event at fault, ``problem``
     is a stable code (``audit.hash_mismatch``, ``audit.link_broken``,
     ``audit.sequence_gap``, ``audit.personal_data_mismatch``) and ``message`` explains.
+    Checkpoint problems (``audit.checkpoint_mismatch``, ``audit.checkpoint_beyond_log``,
+    ``audit.checkpoint_signature_invalid``, ``audit.checkpoint_unknown_key``,
+    ``audit.anchor_mismatch``) name the checkpoint in ``checkpoint_size`` instead.
     """
 
     scope: str
@@ -114,6 +123,14 @@ class ChainVerification:
     first_broken_id: str | None = None
     problem: str | None = None
     message: str = ""
+    #: Sequence number verification started at (after a purge: the anchor's next).
+    start_seq: int = 1
+    #: Stored checkpoints whose roots (and signatures, when keys were given) matched.
+    checkpoints_checked: int = 0
+    #: The tree size of the checkpoint at fault, for checkpoint problems.
+    checkpoint_size: int | None = None
+    #: Whether checkpoint signatures were checked (public keys were available).
+    signatures_checked: bool = False
 
 
 def verify_events(

@@ -119,3 +119,21 @@ class AuditPage:
     events: tuple[EventRecord, ...]
     personal: Mapping[str, tuple[PersonalDatum, ...]]
     next_cursor: str | None
+
+
+@attrs.frozen(slots=True)
+class AuditAnchor:
+    """Where an organization's remaining log starts after a purge.
+
+    Events up to ``seq`` were purged; the first remaining event links to ``prev_hash``
+    (the hash of event ``seq``); ``frontier`` holds the hex roots of the perfect Merkle
+    subtrees over the purged events (see ``_merkle.frontier_blocks``), so roots and proofs
+    still cover them. A checkpoint of exactly ``seq`` events was recorded before the purge
+    and vouches for the frontier.
+    """
+
+    scope: str
+    seq: int
+    prev_hash: str
+    frontier: tuple[str, ...]
+    recorded_at: datetime
