@@ -1,0 +1,397 @@
+"""SCIM provisioning: nulabpass against scim2-server, the same workload, one process.
+
+Both servers are driven through their WSGI applications in-process (no sockets), with
+the same request bodies: ``--users`` users (default 10,000) with two emails each and
+the enterprise extension, then
+
+- ``post``: POST /Users (median over every create);
+- ``get``: GET /Users/<id>;
+- ``username_eq``: ``filter=userName eq "..."``;
+- ``complex_filter``: ``filter=emails[type eq "work" and value co "@example.com"]``
+  with ``count=100``;
+- ``sorted_page``: ``sortBy=userName&startIndex=<users/2>&count=100``;
+- ``patch_active``: PATCH replace ``active``;
+- ``put``: PUT /Users/<id>;
+- ``group_add``: PATCH adding one member to a group that has 1,000 members.
+
+nulabpass runs on SQLite (the ratios) and, when ``NULABPASS_TEST_POSTGRES_URL`` is set,
+on PostgreSQL too; scim2-server runs on its in-memory storage. For each operation the
+median of its repetitions is reported and, for SQLite::
+
+    ratio scim.<op>.vs_scim2_server: <scim2-server median / nulabpass median>
+
+With PostgreSQL, the scaling check seeds ``--scale-users`` users (default 100,000)
+directly into the tables (seeding is not timed) and prints the medians of
+``username_eq`` and of the sorted page at ``startIndex=<scale-users/2>`` beside their
+medians at ``--users``.
+
+Run: ``.venv/bin/python benchmarks/bench_scim.py`` (``--users 2000`` for a quick run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+COMPLEX = 'emails[type eq "work" and value co "@example.com"]'
+
+App = Callable[[dict[str, Any], Callable[..., Any]], Any]
+
+
+class Wsgi:
+    """Calls a WSGI application in-process."""
+
+    def __init__(self, app: App, prefix: str, token: str | None) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.token = token
+
+    def __call__(
+        self, method: str, path: str, body: object = None, query: str = ""
+    ) -> tuple[int, Any]:
+        data = b"" if body is None else json.dumps(body).encode()
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": method,
+            "PATH_INFO": self.prefix + path,
+            "QUERY_STRING": query,
+            "CONTENT_LENGTH": str(len(data)),
+            "CONTENT_TYPE": "application/scim+json",
+            "wsgi.input": io.BytesIO(data),
+            "wsgi.url_scheme": "http",
+            "SERVER_NAME": "bench.test",
+            "SERVER_PORT": "80",
+            "HTTP_HOST": "bench.test",
+            "SCRIPT_NAME": "",
+            "REMOTE_ADDR": "127.0.0.1",
+        }
+        if self.token:
+            environ["HTTP_AUTHORIZATION"] = f"Bearer {self.token}"
+        status: list[int] = []
+
+        def start_response(line: str, _headers: list[tuple[str, str]]) -> None:
+            status.append(int(line.split(maxsplit=1)[0]))
+
+        out = b"".join(self.app(environ, start_response))
+        return status[0], (json.loads(out) if out else None)
+
+
+def user_body(i: int) -> dict[str, Any]:
+    return {
+        "schemas": [USER, ENT],
+        "userName": f"user{i:06d}@example.com",
+        "externalId": f"ext-{i}",
+        "name": {"givenName": f"Given{i}", "familyName": f"Family{i % 97}"},
+        "displayName": f"User {i}",
+        "emails": [
+            {"value": f"user{i:06d}@example.com", "type": "work", "primary": True},
+            {"value": f"u{i}@home.test", "type": "home"},
+        ],
+        "active": True,
+        ENT: {"employeeNumber": str(i), "department": ["Sales", "R&D", "Ops"][i % 3]},
+    }
+
+
+def q(text: str) -> str:
+    from urllib.parse import quote
+
+    return quote(text, safe="=&")
+
+
+def timed(fn: Callable[[], tuple[int, Any]], expect: int) -> float:
+    """Seconds one request took; 200 also accepts 204 (PATCH may answer either)."""
+    start = time.perf_counter()
+    status, body = fn()
+    elapsed = time.perf_counter() - start
+    if status != expect and not (expect == 200 and status == 204):
+        raise SystemExit(f"unexpected status {status} (wanted {expect}): {body}")
+    return elapsed
+
+
+def workload(call: Wsgi, users: int, rng: random.Random) -> dict[str, float]:
+    """Run the workload; return the median seconds of each operation."""
+    med: dict[str, float] = {}
+    ids: list[str] = []
+    posts: list[float] = []
+    for i in range(users):
+        body = user_body(i)
+        start = time.perf_counter()
+        status, doc = call("POST", "/Users", body)
+        posts.append(time.perf_counter() - start)
+        if status != 201:
+            raise SystemExit(f"POST failed with {status}: {doc}")
+        ids.append(doc["id"])
+    med["post"] = statistics.median(posts)
+    sample = [rng.randrange(users) for _ in range(200)]
+    med["get"] = statistics.median(
+        timed(lambda i=i: call("GET", f"/Users/{ids[i]}"), 200) for i in sample
+    )
+    med["username_eq"] = statistics.median(
+        timed(
+            lambda i=i: call(
+                "GET", "/Users", query=q(f'filter=userName eq "user{i:06d}@example.com"')
+            ),
+            200,
+        )
+        for i in sample
+    )
+    med["complex_filter"] = statistics.median(
+        timed(lambda: call("GET", "/Users", query=q(f"filter={COMPLEX}&count=100")), 200)
+        for _ in range(15)
+    )
+    start_index = users // 2
+    med["sorted_page"] = statistics.median(
+        timed(
+            lambda: call(
+                "GET", "/Users", query=f"sortBy=userName&startIndex={start_index}&count=100"
+            ),
+            200,
+        )
+        for _ in range(15)
+    )
+    patch_ids = [ids[rng.randrange(users)] for _ in range(100)]
+    med["patch_active"] = statistics.median(
+        timed(
+            lambda n=n, uid=uid: call(
+                "PATCH",
+                f"/Users/{uid}",
+                {
+                    "schemas": [PATCH],
+                    "Operations": [{"op": "replace", "path": "active", "value": n % 2 == 1}],
+                },
+            ),
+            200,
+        )
+        for n, uid in enumerate(patch_ids)
+    )
+    put_sample = [rng.randrange(users) for _ in range(100)]
+    med["put"] = statistics.median(
+        timed(
+            lambda i=i: call("PUT", f"/Users/{ids[i]}", {**user_body(i), "title": "Changed"}), 200
+        )
+        for i in put_sample
+    )
+    members = [{"value": uid} for uid in ids[:1000]]
+    status, group = call(
+        "POST", "/Groups", {"schemas": [GROUP], "displayName": "Big", "members": members}
+    )
+    if status != 201:
+        raise SystemExit(f"group create failed: {status} {group}")
+    gid = group["id"]
+    extra = ids[1000:1020]
+    adds = []
+    for uid in extra:
+        start = time.perf_counter()
+        status, body = call(
+            "PATCH",
+            f"/Groups/{gid}",
+            {
+                "schemas": [PATCH],
+                "Operations": [{"op": "add", "path": "members", "value": [{"value": uid}]}],
+            },
+        )
+        adds.append(time.perf_counter() - start)
+        if status not in (200, 204):
+            raise SystemExit(f"group add failed: {status} {body}")
+    med["group_add"] = statistics.median(adds)
+    return med
+
+
+def ours(store_kind: str, users: int, rng: random.Random) -> tuple[dict[str, float], Any, Any]:
+    from nulabpass.stores.sql import SqlStore
+    from nulabpass.testing import make_nulabpass, scim_ready_org
+    from nulabpass.web import scim_wsgi_app
+
+    if store_kind == "sqlite":
+        path = os.path.join(tempfile.mkdtemp(prefix="bench-scim-"), "scim.sqlite3")
+        store = SqlStore.from_url(f"sqlite:///{path}")
+    else:
+        import sqlalchemy as sa
+
+        url = os.environ["NULABPASS_TEST_POSTGRES_URL"]
+        schema = f"bench_scim_{uuid.uuid4().hex[:8]}"
+        admin = sa.create_engine(url)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        admin.dispose()
+        engine = sa.create_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+        store = SqlStore(engine)
+    store.upgrade()
+    # The trial has no seat limit unless configured (trial_seats), so no upgrade is needed.
+    np = make_nulabpass(store)
+    org, token = scim_ready_org(np)
+    call = Wsgi(scim_wsgi_app(np, "/scim/v2"), "/scim/v2", token)
+    return workload(call, users, rng), np, (store, org, call)
+
+
+def anchor(users: int, rng: random.Random) -> dict[str, float]:
+    from scim2_server.applications.wsgi import WSGIApplication
+    from scim2_server.memory import InMemoryStorage
+    from scim2_server.utils import load_default_provider
+
+    app = WSGIApplication(InMemoryStorage(), load_default_provider())
+    return workload(Wsgi(app, "/v2", None), users, rng)
+
+
+def scale_pg(np: Any, org_id: str, call: Wsgi, users: int, total: int) -> dict[str, float]:
+    """Seed users directly up to ``total`` and time the two scaling queries."""
+    import sqlalchemy as sa
+
+    from nulabpass.stores.sql import schema as s
+
+    engine = np.store.bind
+    now = datetime.now(UTC)
+    batch: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    emails: list[dict[str, Any]] = []
+    members: list[dict[str, Any]] = []
+    with engine.begin() as conn:
+        for i in range(users, total):
+            aid = f"acc_seed{i:07d}"
+            name = f"user{i:06d}@example.com"
+            batch.append(
+                {
+                    "id": aid,
+                    "email": name,
+                    "display_name": f"User {i}",
+                    "language": "en",
+                    "timezone": "UTC",
+                    "status": "active",
+                    "managed_by": org_id,
+                    "created_at": now,
+                    "updated_at": now,
+                    "version": 1,
+                }
+            )
+            members.append(
+                {
+                    "org_id": org_id,
+                    "account_id": aid,
+                    "role": "member",
+                    "plan_admin": False,
+                    "audit_log_admin": False,
+                    "created_at": now,
+                    "updated_at": now,
+                    "version": 1,
+                }
+            )
+            row = {c.name: None for c in s.scim_users.columns}
+            row.update(
+                org_id=org_id,
+                account_id=aid,
+                user_name=name,
+                user_name_key=name,
+                external_id=f"ext-{i}",
+                created_at=now,
+                updated_at=now,
+                version=1,
+            )
+            rows.append(row)
+            emails.append(
+                {
+                    "org_id": org_id,
+                    "account_id": aid,
+                    "position": 0,
+                    "value": name,
+                    "value_key": name,
+                    "type": "work",
+                    "is_primary": True,
+                    "display": None,
+                }
+            )
+            if len(batch) == 5000:
+                conn.execute(sa.insert(s.accounts), batch)
+                conn.execute(sa.insert(s.memberships), members)
+                conn.execute(sa.insert(s.scim_users), rows)
+                conn.execute(sa.insert(s.scim_emails), emails)
+                batch, rows, emails, members = [], [], [], []
+        if batch:
+            conn.execute(sa.insert(s.accounts), batch)
+            conn.execute(sa.insert(s.memberships), members)
+            conn.execute(sa.insert(s.scim_users), rows)
+            conn.execute(sa.insert(s.scim_emails), emails)
+        conn.execute(sa.text("ANALYZE"))
+    sample = [random.randrange(total) for _ in range(200)]
+    eq = statistics.median(
+        timed(
+            lambda i=i: call(
+                "GET", "/Users", query=q(f'filter=userName eq "user{i:06d}@example.com"')
+            ),
+            200,
+        )
+        for i in sample
+    )
+    page = statistics.median(
+        timed(
+            lambda: call(
+                "GET", "/Users", query=f"sortBy=userName&startIndex={total // 2}&count=100"
+            ),
+            200,
+        )
+        for _ in range(15)
+    )
+    return {"username_eq": eq, "sorted_page": page}
+
+
+def _drop_schema(store: Any) -> None:
+    """Drop the benchmark's PostgreSQL schema."""
+    import sqlalchemy as sa
+
+    with store.bind.begin() as conn:
+        schema = conn.execute(sa.text("SELECT current_schema()")).scalar()
+        if schema and str(schema).startswith("bench_scim_"):
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    store.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--scale-users", type=int, default=100_000)
+    args = parser.parse_args()
+    print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
+    print(f"users: {args.users}")
+    theirs = anchor(args.users, random.Random(1))
+    mine, _np, _ctx = ours("sqlite", args.users, random.Random(1))
+    print(f"{'operation':<16}{'scim2-server ms':>18}{'nulabpass sqlite ms':>22}")
+    for op in theirs:
+        print(f"{op:<16}{theirs[op] * 1000:>18.3f}{mine[op] * 1000:>22.3f}")
+    for op in theirs:
+        print(f"ratio scim.{op}.vs_scim2_server: {theirs[op] / mine[op]:.3g}")
+    if os.environ.get("NULABPASS_TEST_POSTGRES_URL"):
+        pg, np, (_store, org, call) = ours("postgres", args.users, random.Random(1))
+        print(f"{'operation':<16}{'nulabpass postgres ms':>24}")
+        for op, value in pg.items():
+            print(f"{op:<16}{value * 1000:>24.3f}")
+        scaled = scale_pg(np, org.id, call, args.users, args.scale_users)
+        for op in ("username_eq", "sorted_page"):
+            print(
+                f"scaling {op}: {pg[op] * 1000:.3f} ms at {args.users} users, "
+                f"{scaled[op] * 1000:.3f} ms at {args.scale_users} users "
+                f"(x{scaled[op] / pg[op]:.2f})"
+            )
+        _drop_schema(np.store)
+    else:
+        print(
+            "PostgreSQL skipped: set NULABPASS_TEST_POSTGRES_URL to run it and the scaling check"
+        )
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

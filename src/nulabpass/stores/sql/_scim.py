@@ -1,0 +1,589 @@
+"""SCIM provisioning state in the SQL store, and the compiler of SCIM queries.
+
+Theory of operation: :func:`_compile` turns a canonical filter into one SQL boolean
+expression over the organization's live managed accounts joined with their SCIM rows
+(or its teams joined with their SCIM rows). Every leaf is null-safe (a missing value
+makes a comparison false, never NULL), so ``not`` means what it means in the memory
+store. Multi-valued attributes become ``EXISTS`` sub-queries on their own tables
+(``emails`` on ``nulabpass_scim_emails``, ``members`` on ``nulabpass_team_members``).
+``userName`` and email values are compared on case-folded key columns under indexes;
+sorting and paging run in the database (``ORDER BY ... LIMIT ... OFFSET``). An attribute
+the compiler has no column for raises ``invalidFilter``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    delete,
+    exists,
+    false,
+    func,
+    insert,
+    not_,
+    or_,
+    select,
+    true,
+    update,
+)
+
+from nulabpass.errors import Conflict, NotFound, StaleWrite
+from nulabpass.org._model import Account, AccountStatus, Team
+from nulabpass.scim._errors import invalid_filter
+from nulabpass.scim._evaluate import parse_time
+from nulabpass.scim._filter import And, AttrPath, Filter, Not, Or, Present, ValuePath
+from nulabpass.scim._model import (
+    ScimEmail,
+    ScimGroupRow,
+    ScimProfile,
+    ScimToken,
+    ScimTombstone,
+    ScimUserRow,
+)
+from nulabpass.scim._query import ScimPage, ScimQuery
+from nulabpass.scim._schema import ENTERPRISE_USER
+from nulabpass.stores.sql import schema as s
+from nulabpass.stores.sql._repositories import _account, _team
+
+if TYPE_CHECKING:
+    from nulabpass.stores.sql._repositories import Db
+
+__all__ = ["SqlScimRepository"]
+
+u = s.scim_users
+a = s.accounts
+e = s.scim_emails
+t = s.teams
+g = s.scim_groups
+tm = s.team_members
+
+#: Below this many matches, an unsorted page is ordered in Python (see query_users).
+_SMALL = 1000
+
+_PROFILE_COLUMNS = [f.name for f in attrs.fields(ScimProfile) if f.name not in {"emails"}]
+
+
+@attrs.frozen(slots=True)
+class _Field:
+    """How one attribute maps to SQL: its column, its kind and how values are folded."""
+
+    column: Any
+    kind: str  # "string", "key" (case-folded column), "exact", "time", "active", "bool"
+
+
+def _like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class _Compiler:
+    def __init__(
+        self,
+        db: Db,
+        fields: Mapping[tuple[str | None, str, str | None], _Field],
+        multi: Mapping[str, Callable[[Filter, _Compiler], ColumnElement[bool]]],
+    ) -> None:
+        self.db = db
+        self.fields = fields
+        self.multi = multi
+
+    def field(self, path: AttrPath) -> _Field:
+        key = (path.urn, path.attr, path.sub)
+        found = self.fields.get(key)
+        if found is None:
+            raise invalid_filter(f"The attribute {path.text()} cannot be used in a filter.")
+        return found
+
+    def compile(self, node: Filter) -> ColumnElement[bool]:
+        if isinstance(node, And):
+            return and_(self.compile(node.left), self.compile(node.right))
+        if isinstance(node, Or):
+            return or_(self.compile(node.left), self.compile(node.right))
+        if isinstance(node, Not):
+            return not_(self.compile(node.inner))
+        if isinstance(node, ValuePath):
+            build = self.multi.get(node.path.attr)
+            if build is None or node.path.urn is not None:
+                raise invalid_filter(f"The attribute {node.path.text()} cannot be filtered.")
+            return build(node.filter, self)
+        f = self.field(node.path)
+        if isinstance(node, Present):
+            return self.present(f)
+        return self.compare(f, node.op, node.value)
+
+    def present(self, f: _Field) -> ColumnElement[bool]:
+        if f.kind in {"active", "bool", "time"}:
+            return f.column.is_not(None) if f.kind != "active" else true()
+        return and_(f.column.is_not(None), f.column != "")
+
+    def compare(self, f: _Field, op: str, value: object) -> ColumnElement[bool]:
+        col: ColumnElement[Any] = f.column
+        if f.kind == "active":
+            if value is None:
+                return false() if op == "eq" else true()
+            active: ColumnElement[bool] = col != AccountStatus.DEACTIVATED.value
+            return active if (value is True) == (op == "eq") else not_(active)
+        if value is None:
+            return col.is_(None) if op == "eq" else col.is_not(None)
+        if f.kind == "bool":
+            if not isinstance(value, bool):
+                return false()
+            cond = col == value
+            return and_(col.is_not(None), cond if op == "eq" else not_(cond))
+        if f.kind == "time":
+            when = parse_time(value) if isinstance(value, str) else None
+            if when is None:
+                return false()
+            return self._ordered(col, op, when, present=col.is_not(None))
+        if not isinstance(value, str):
+            return false()
+        expr: Any = col
+        target = value
+        if f.kind == "string":
+            expr = func.lower(col)
+            target = value.lower()
+        elif f.kind == "key":
+            target = value.casefold()
+        present = col.is_not(None)
+        if op == "eq":
+            return and_(present, expr == target)
+        if op == "ne":
+            return or_(col.is_(None), expr != target)
+        if op == "co":
+            return and_(present, expr.like(f"%{_like(target)}%", escape="\\"))
+        if op == "sw":
+            return and_(present, expr.like(f"{_like(target)}%", escape="\\"))
+        if op == "ew":
+            return and_(present, expr.like(f"%{_like(target)}", escape="\\"))
+        return self._ordered(self.db.ordered(expr), op, target, present=present)
+
+    @staticmethod
+    def _ordered(expr: Any, op: str, target: object, *, present: Any) -> ColumnElement[bool]:
+        if op == "eq":
+            return and_(present, expr == target)
+        if op == "ne":
+            return or_(not_(present), expr != target)
+        if op == "gt":
+            return and_(present, expr > target)
+        if op == "ge":
+            return and_(present, expr >= target)
+        if op == "lt":
+            return and_(present, expr < target)
+        return and_(present, expr <= target)
+
+
+def _user_fields() -> dict[tuple[str | None, str, str | None], _Field]:
+    fields: dict[tuple[str | None, str, str | None], _Field] = {
+        (None, "id", None): _Field(a.c.id, "exact"),
+        (None, "externalId", None): _Field(u.c.external_id, "exact"),
+        (None, "userName", None): _Field(u.c.user_name_key, "key"),
+        (None, "displayName", None): _Field(u.c.display_name, "string"),
+        (None, "nickName", None): _Field(u.c.nick_name, "string"),
+        (None, "title", None): _Field(u.c.title, "string"),
+        (None, "userType", None): _Field(u.c.user_type, "string"),
+        (None, "locale", None): _Field(u.c.locale, "string"),
+        (None, "preferredLanguage", None): _Field(u.c.preferred_language, "string"),
+        (None, "timezone", None): _Field(u.c.timezone, "string"),
+        (None, "active", None): _Field(a.c.status, "active"),
+        (None, "meta", "created"): _Field(u.c.created_at, "time"),
+        (None, "meta", "lastModified"): _Field(u.c.updated_at, "time"),
+        (ENTERPRISE_USER, "manager", "value"): _Field(u.c.manager_id, "exact"),
+    }
+    for sub, column in (
+        ("formatted", u.c.formatted),
+        ("familyName", u.c.family_name),
+        ("givenName", u.c.given_name),
+        ("middleName", u.c.middle_name),
+        ("honorificPrefix", u.c.honorific_prefix),
+        ("honorificSuffix", u.c.honorific_suffix),
+    ):
+        fields[(None, "name", sub)] = _Field(column, "string")
+    for attr, column in (
+        ("employeeNumber", u.c.employee_number),
+        ("costCenter", u.c.cost_center),
+        ("organization", u.c.organization),
+        ("division", u.c.division),
+        ("department", u.c.department),
+    ):
+        fields[(ENTERPRISE_USER, attr, None)] = _Field(column, "string")
+    return fields
+
+
+_USER_FIELDS = _user_fields()
+_EMAIL_FIELDS: dict[tuple[str | None, str, str | None], _Field] = {
+    (None, "value", None): _Field(e.c.value_key, "key"),
+    (None, "type", None): _Field(e.c.type, "string"),
+    (None, "primary", None): _Field(e.c.is_primary, "bool"),
+    (None, "display", None): _Field(e.c.display, "string"),
+}
+_GROUP_FIELDS: dict[tuple[str | None, str, str | None], _Field] = {
+    (None, "id", None): _Field(t.c.id, "exact"),
+    (None, "externalId", None): _Field(g.c.external_id, "exact"),
+    (None, "displayName", None): _Field(t.c.name_key, "key"),
+    (None, "meta", "created"): _Field(t.c.created_at, "time"),
+    (None, "meta", "lastModified"): _Field(t.c.updated_at, "time"),
+}
+
+
+def _row_profile(m: Mapping[str, Any], emails: tuple[ScimEmail, ...]) -> ScimProfile:
+    values = {name: m[name] for name in _PROFILE_COLUMNS}
+    return ScimProfile(emails=emails, **values)
+
+
+class SqlScimRepository:
+    """SCIM state (:class:`~nulabpass.ports.ScimRepository`) of the SQL store."""
+
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    # -- users -----------------------------------------------------------------------
+
+    def _emails(self, org_id: str, account_id: str) -> tuple[ScimEmail, ...]:
+        rows = self._db.all(
+            select(e)
+            .where(e.c.org_id == org_id, e.c.account_id == account_id)
+            .order_by(e.c.position),
+            "scim",
+        )
+        return tuple(
+            ScimEmail(
+                r._mapping["value"],
+                r._mapping["type"],
+                r._mapping["is_primary"],
+                r._mapping["display"],
+            )
+            for r in rows
+        )
+
+    def _write_emails(self, row: ScimUserRow) -> None:
+        self._db.execute(
+            delete(e).where(e.c.org_id == row.org_id, e.c.account_id == row.account_id), "scim"
+        )
+        if row.profile.emails:
+            self._db.execute(
+                insert(e),
+                "scim",
+                params=[
+                    {
+                        "org_id": row.org_id,
+                        "account_id": row.account_id,
+                        "position": i,
+                        "value": em.value,
+                        "value_key": em.value.casefold(),
+                        "type": em.type,
+                        "is_primary": em.primary,
+                        "display": em.display,
+                    }
+                    for i, em in enumerate(row.profile.emails)
+                ],
+            )
+
+    @staticmethod
+    def _values(row: ScimUserRow) -> dict[str, Any]:
+        values: dict[str, Any] = {name: getattr(row.profile, name) for name in _PROFILE_COLUMNS}
+        values.update(
+            org_id=row.org_id,
+            account_id=row.account_id,
+            user_name_key=row.profile.user_name.casefold(),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            version=row.version,
+        )
+        return values
+
+    def get_user(self, org_id: str, account_id: str) -> ScimUserRow | None:
+        found = self._db.first(
+            select(u).where(u.c.org_id == org_id, u.c.account_id == account_id), "scim"
+        )
+        if found is None:
+            return None
+        m = found._mapping
+        return ScimUserRow(
+            org_id=m["org_id"],
+            account_id=m["account_id"],
+            profile=_row_profile(dict(m), self._emails(org_id, account_id)),
+            created_at=m["created_at"],
+            updated_at=m["updated_at"],
+            version=m["version"],
+        )
+
+    def add_user(self, row: ScimUserRow) -> None:
+        if not self._db.insert_ignore(u, self._values(row), "scim"):
+            raise Conflict("The account already has SCIM attributes.", code="scim.user_exists")
+        self._write_emails(row)
+
+    def update_user(self, row: ScimUserRow) -> ScimUserRow:
+        values = self._values(row)
+        changes = {k: v for k, v in values.items() if k not in {"org_id", "account_id"}}
+        changes["version"] = row.version + 1
+        stmt = (
+            update(u)
+            .where(
+                u.c.org_id == row.org_id,
+                u.c.account_id == row.account_id,
+                u.c.version == row.version,
+            )
+            .values(changes)
+        )
+        if self._db.execute(stmt, "scim").rowcount != 1:
+            if self.get_user(row.org_id, row.account_id) is None:
+                raise NotFound(
+                    f"The user {row.account_id} no longer exists.", code="scim.not_found"
+                )
+            raise StaleWrite(
+                f"The user {row.account_id} was changed by another request; reload it."
+            )
+        self._write_emails(row)
+        return attrs.evolve(row, version=row.version + 1)
+
+    def delete_user(self, org_id: str, account_id: str) -> None:
+        self._db.execute(
+            delete(e).where(e.c.org_id == org_id, e.c.account_id == account_id), "scim"
+        )
+        self._db.execute(
+            delete(u).where(u.c.org_id == org_id, u.c.account_id == account_id), "scim"
+        )
+
+    def _email_exists(self, org_id: str) -> Callable[[Filter, _Compiler], ColumnElement[bool]]:
+        def build(inner: Filter, outer: _Compiler) -> ColumnElement[bool]:
+            sub = _Compiler(outer.db, _EMAIL_FIELDS, {})
+            return exists(
+                select(e.c.position).where(
+                    e.c.org_id == org_id, e.c.account_id == u.c.account_id, sub.compile(inner)
+                )
+            )
+
+        return build
+
+    def query_users(self, query: ScimQuery) -> ScimPage:
+        org = query.org_id
+        compiler = _Compiler(self._db, _USER_FIELDS, {"emails": self._email_exists(org)})
+        where: list[ColumnElement[bool]] = [u.c.org_id == org, a.c.managed_by == org]
+        if query.filter is not None:
+            where.append(compiler.compile(query.filter))
+        joined = u.join(a, a.c.id == u.c.account_id)
+        total = self._db.scalar_int(select(func.count()).select_from(joined).where(*where), "scim")
+        if query.count <= 0 or total == 0:
+            return ScimPage(total, ())
+        start = max(query.start_index, 1) - 1
+        if query.sort_by is None and total <= _SMALL:
+            # Few matches (userName eq, externalId eq): fetch them with the plan the
+            # count used and order them here, rather than let the planner pick a scan
+            # in id order to avoid a sort.
+            found = self._db.all(select(u.c.account_id).select_from(joined).where(*where), "scim")
+            ids = sorted(r._mapping["account_id"] for r in found)
+            return ScimPage(total, tuple(ids[start : start + query.count]))
+        order = self._order(compiler, query)
+        order.append(self._db.ordered(u.c.account_id))
+        rows = self._db.all(
+            select(u.c.account_id)
+            .select_from(joined)
+            .where(*where)
+            .order_by(*order)
+            .limit(query.count)
+            .offset(max(query.start_index, 1) - 1),
+            "scim",
+        )
+        return ScimPage(total, tuple(r._mapping["account_id"] for r in rows))
+
+    def load_users(
+        self, org_id: str, account_ids: Sequence[str]
+    ) -> list[tuple[Account, ScimUserRow]]:
+        ids = list(dict.fromkeys(account_ids))
+        accounts: dict[str, Account] = {}
+        rows: dict[str, Mapping[str, Any]] = {}
+        emails: dict[str, list[ScimEmail]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for r in self._db.all(
+                select(a).where(a.c.id.in_(chunk), a.c.managed_by == org_id), "scim"
+            ):
+                accounts[r._mapping["id"]] = _account(r)
+            for r in self._db.all(
+                select(u).where(u.c.org_id == org_id, u.c.account_id.in_(chunk)), "scim"
+            ):
+                rows[r._mapping["account_id"]] = dict(r._mapping)
+            for r in self._db.all(
+                select(e)
+                .where(e.c.org_id == org_id, e.c.account_id.in_(chunk))
+                .order_by(e.c.account_id, e.c.position),
+                "scim",
+            ):
+                em = r._mapping
+                emails.setdefault(em["account_id"], []).append(
+                    ScimEmail(em["value"], em["type"], em["is_primary"], em["display"])
+                )
+        out: list[tuple[Account, ScimUserRow]] = []
+        for account_id in ids:
+            account = accounts.get(account_id)
+            values = rows.get(account_id)
+            if account is None or values is None:
+                continue
+            row = ScimUserRow(
+                org_id=org_id,
+                account_id=account_id,
+                profile=_row_profile(values, tuple(emails.get(account_id, ()))),
+                created_at=values["created_at"],
+                updated_at=values["updated_at"],
+                version=values["version"],
+            )
+            out.append((account, row))
+        return out
+
+    def groups_by_account(self, org_id: str, account_ids: Sequence[str]) -> dict[str, list[Team]]:
+        out: dict[str, list[Team]] = {a: [] for a in account_ids}
+        ids = list(out)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for r in self._db.all(
+                select(t, tm.c.account_id.label("member_id"))
+                .select_from(t.join(tm, tm.c.team_id == t.c.id))
+                .where(t.c.org_id == org_id, tm.c.account_id.in_(chunk))
+                .order_by(t.c.name_key, t.c.id),
+                "scim",
+            ):
+                out[r._mapping["member_id"]].append(_team(r))
+        return out
+
+    def _order(self, compiler: _Compiler, query: ScimQuery) -> list[Any]:
+        if query.sort_by is None:
+            return []
+        f = compiler.field(query.sort_by)
+        col = f.column
+        if f.kind == "string":
+            col = func.lower(col)
+        if f.kind in {"string", "key", "exact"}:
+            col = self._db.ordered(col)
+        order: list[Any] = []
+        if getattr(f.column, "nullable", True) and f.kind != "active":
+            # Values missing sort last in both directions, as in the memory store.
+            order.append(f.column.is_(None))
+        order.append(col.desc() if query.descending else col.asc())
+        return order
+
+    def add_tombstone(self, tombstone: ScimTombstone) -> None:
+        self._db.execute(
+            delete(s.scim_tombstones).where(
+                s.scim_tombstones.c.org_id == tombstone.org_id,
+                s.scim_tombstones.c.account_id == tombstone.account_id,
+            ),
+            "scim",
+        )
+        self._db.execute(insert(s.scim_tombstones).values(attrs.asdict(tombstone)), "scim")
+
+    def get_tombstone(self, org_id: str, account_id: str) -> ScimTombstone | None:
+        found = self._db.first(
+            select(s.scim_tombstones).where(
+                s.scim_tombstones.c.org_id == org_id, s.scim_tombstones.c.account_id == account_id
+            ),
+            "scim",
+        )
+        return None if found is None else ScimTombstone(**dict(found._mapping))
+
+    # -- groups ----------------------------------------------------------------------
+
+    def get_group(self, team_id: str) -> ScimGroupRow | None:
+        found = self._db.first(select(g).where(g.c.team_id == team_id), "scim")
+        return None if found is None else ScimGroupRow(**dict(found._mapping))
+
+    def put_group(self, row: ScimGroupRow) -> None:
+        self.delete_group(row.team_id)
+        self._db.execute(insert(g).values(attrs.asdict(row)), "scim")
+
+    def delete_group(self, team_id: str) -> None:
+        self._db.execute(delete(g).where(g.c.team_id == team_id), "scim")
+
+    def query_groups(self, query: ScimQuery) -> ScimPage:
+        org = query.org_id
+        ma = a.alias("ma")
+
+        def members(inner: Filter, outer: _Compiler) -> ColumnElement[bool]:
+            sub = _Compiler(
+                outer.db, {(None, "value", None): _Field(tm.c.account_id, "exact")}, {}
+            )
+            return exists(
+                select(tm.c.account_id)
+                .select_from(tm.join(ma, ma.c.id == tm.c.account_id))
+                .where(tm.c.team_id == t.c.id, ma.c.managed_by == org, sub.compile(inner))
+            )
+
+        compiler = _Compiler(self._db, _GROUP_FIELDS, {"members": members})
+        where: list[ColumnElement[bool]] = [t.c.org_id == org]
+        if query.filter is not None:
+            where.append(compiler.compile(query.filter))
+        joined = t.outerjoin(g, g.c.team_id == t.c.id)
+        total = self._db.scalar_int(select(func.count()).select_from(joined).where(*where), "scim")
+        order = self._order(compiler, query)
+        order.append(self._db.ordered(t.c.id))
+        if query.count <= 0 or total == 0:
+            return ScimPage(total, ())
+        rows = self._db.all(
+            select(t.c.id)
+            .select_from(joined)
+            .where(*where)
+            .order_by(*order)
+            .limit(query.count)
+            .offset(max(query.start_index, 1) - 1),
+            "scim",
+        )
+        return ScimPage(total, tuple(r._mapping["id"] for r in rows))
+
+    def groups_of(self, org_id: str, account_id: str) -> list[Team]:
+        rows = self._db.all(
+            select(t)
+            .select_from(t.join(tm, tm.c.team_id == t.c.id))
+            .where(t.c.org_id == org_id, tm.c.account_id == account_id)
+            .order_by(t.c.name_key, t.c.id),
+            "scim",
+        )
+        return [_team(r) for r in rows]
+
+    def managed_members(self, org_id: str, team_id: str) -> list[Account]:
+        rows = self._db.all(
+            select(a)
+            .select_from(tm.join(a, a.c.id == tm.c.account_id))
+            .where(tm.c.team_id == team_id, a.c.managed_by == org_id)
+            .order_by(self._db.ordered(a.c.id)),
+            "scim",
+        )
+        return [_account(r) for r in rows]
+
+    def managed_ids(self, org_id: str, account_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        ids = list(account_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self._db.all(
+                select(a.c.id).where(a.c.id.in_(chunk), a.c.managed_by == org_id), "scim"
+            )
+            found.update(r._mapping["id"] for r in rows)
+        return found
+
+    # -- tokens ----------------------------------------------------------------------
+
+    def add_token(self, token: ScimToken) -> None:
+        if not self._db.insert_ignore(s.scim_tokens, attrs.asdict(token), "scim"):
+            raise Conflict(f"SCIM token {token.id} already exists.", code="scim.token_exists")
+
+    def get_token(self, token_id: str) -> ScimToken | None:
+        found = self._db.first(select(s.scim_tokens).where(s.scim_tokens.c.id == token_id), "scim")
+        return None if found is None else ScimToken(**dict(found._mapping))
+
+    def list_tokens(self, org_id: str) -> list[ScimToken]:
+        rows = self._db.all(
+            select(s.scim_tokens)
+            .where(s.scim_tokens.c.org_id == org_id)
+            .order_by(s.scim_tokens.c.created_at, s.scim_tokens.c.id),
+            "scim",
+        )
+        return [ScimToken(**dict(r._mapping)) for r in rows]
+
+    def update_token(self, token: ScimToken) -> ScimToken:
+        self._db.update_versioned(
+            s.scim_tokens, {"id": token.id}, token.version, attrs.asdict(token), "scim_token"
+        )
+        return attrs.evolve(token, version=token.version + 1)
