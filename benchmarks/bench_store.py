@@ -174,7 +174,9 @@ def calls(first: int, count: int) -> list[Call]:
         Call(
             email_of(i),
             name_of(i),
-            RequestContext(ip=IP, user_agent=USER_AGENT, request_id=f"req-{i:06d}", product=PRODUCT),
+            RequestContext(
+                ip=IP, user_agent=USER_AGENT, request_id=f"req-{i:06d}", product=PRODUCT
+            ),
         )
         for i in range(first, first + count)
     ]
@@ -397,12 +399,11 @@ def chain_head(engine: sa.Engine, scope: str) -> Chain:
 
 def raw_batch(world: World, chain: Chain, first: int, count: int) -> list[RawAccount]:
     """Rows of ``count`` accounts, timestamps a microsecond apart (built before timing)."""
-    now = world.clock.now()
-    batch = []
-    for i in range(first, first + count):
-        now += timedelta(microseconds=1)
-        batch.append(raw_account(world, chain, i, now))
-    return batch
+    step = timedelta(microseconds=1)
+    return [
+        raw_account(world, chain, i, world.clock.advance(step))
+        for i in range(first, first + count)
+    ]
 
 
 def run_raw(engine: sa.Engine, batch: Sequence[RawAccount]) -> float:
@@ -427,20 +428,52 @@ def run_raw(engine: sa.Engine, batch: Sequence[RawAccount]) -> float:
 
 
 def row_counts(engine: sa.Engine) -> dict[str, int]:
-    tables = [t for t in s.metadata.sorted_tables if t.name in ROWS_PER_ACCOUNT]
+    """Rows in every nulabpass table."""
     with engine.connect() as conn:
-        return {t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one()) for t in tables}
+        return {
+            t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+            for t in s.metadata.sorted_tables
+        }
 
 
 def check_rows(side: str, engine: sa.Engine, before: Mapping[str, int], accounts: int) -> None:
-    """Fail loudly unless the run added exactly ``ROWS_PER_ACCOUNT`` per account."""
+    """Fail loudly unless the run added exactly ``ROWS_PER_ACCOUNT`` per account, and
+    nothing to any other table."""
     after = row_counts(engine)
-    added = {name: after[name] - before[name] for name in ROWS_PER_ACCOUNT}
+    added = {name: n - before[name] for name, n in after.items() if n != before[name]}
     expected = {name: per * accounts for name, per in ROWS_PER_ACCOUNT.items()}
     if added != expected:
         raise SystemExit(
             f"{side} added {added} rows, expected {expected}: the rows create_managed "
             "writes have changed; update ROWS_PER_ACCOUNT and raw_account()."
+        )
+
+
+def store_counts(world: World) -> tuple[int, int, int]:
+    """Managed accounts, audit events and pending outbox messages, read through the
+    store's own ports (for the memory store, which has no tables to count)."""
+    with world.np.store.transaction() as uow:
+        return (
+            uow.accounts.count_managed(world.org_id),
+            uow.audit.head(world.org_id)[0],
+            uow.outbox.pending_count(),
+        )
+
+
+def check_store(world: World, before: tuple[int, int, int], accounts: int) -> None:
+    """Fail loudly unless the run added one account, one event and two messages each."""
+    after = store_counts(world)
+    added = tuple(a - b for a, b in zip(after, before, strict=True))
+    per = ROWS_PER_ACCOUNT
+    expected = (
+        per[s.accounts.name] * accounts,
+        per[s.audit_events.name] * accounts,
+        per[s.outbox.name] * accounts,
+    )
+    if added != expected:
+        raise SystemExit(
+            f"nulabpass added (managed accounts, events, outbox messages) {added}, "
+            f"expected {expected}: update ROWS_PER_ACCOUNT and raw_account()."
         )
 
 
@@ -519,7 +552,7 @@ def postgres_sides(url: str) -> Iterator[tuple[Side, Side]]:
 
 
 def postgres_problem(url: str) -> str | None:
-    """Why PostgreSQL cannot be used (``None`` when it answers), and its version."""
+    """Why PostgreSQL cannot be used, or ``None`` when it answers."""
     try:
         engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
         try:
@@ -528,8 +561,8 @@ def postgres_problem(url: str) -> str | None:
         finally:
             engine.dispose()
     except Exception as exc:  # any driver or network failure means "skip"
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return first_line
+        text = str(exc).strip()
+        return text.splitlines()[0] if text else type(exc).__name__
     return None
 
 
@@ -556,10 +589,7 @@ def significant(value: float, digits: int = 3) -> str:
 
 def figures(label: str, seconds: float, accounts: int) -> str:
     per_account_us = seconds / accounts * 1e6
-    return (
-        f"{label}: {seconds:.3f} s total, {per_account_us:.1f} us/account "
-        f"({accounts} accounts)"
-    )
+    return f"{label}: {seconds:.3f} s total, {per_account_us:.1f} us/account ({accounts} accounts)"
 
 
 def progress(message: str) -> None:
@@ -579,9 +609,13 @@ def bench_backend(
         run_raw(raw.engine, raw_batch(raw.world, chain, 0, WARMUP))
 
         progress(f"[{backend}] ours: {accounts} accounts")
-        before = row_counts(ours.engine) if ours.engine is not None else None
-        ours_seconds = run_ours(ours.world, calls(WARMUP, accounts))
-        if ours.engine is not None and before is not None:
+        if ours.engine is None:
+            counted = store_counts(ours.world)
+            ours_seconds = run_ours(ours.world, calls(WARMUP, accounts))
+            check_store(ours.world, counted, accounts)
+        else:
+            before = row_counts(ours.engine)
+            ours_seconds = run_ours(ours.world, calls(WARMUP, accounts))
             check_rows("nulabpass", ours.engine, before, accounts)
 
         progress(f"[{backend}] raw SQL: {accounts} accounts")

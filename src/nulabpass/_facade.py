@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from nulabpass._access import AccessAPI
+from nulabpass._domains_service import DomainsAPI
 from nulabpass._plans_service import PlansAPI
 from nulabpass._runtime import Runtime
 from nulabpass.audit._service import AuditAPI
 from nulabpass.clock import SystemClock
 from nulabpass.config import NulabPassConfig
+from nulabpass.domains._model import DomainPolicy
 from nulabpass.mail import TemplateCatalog
 from nulabpass.org._service import (
     AccountsAPI,
@@ -18,7 +22,17 @@ from nulabpass.org._service import (
     TeamsAPI,
 )
 from nulabpass.outbox._dispatch import OutboxAPI
-from nulabpass.ports import BillingProvider, Clock, Mailer, Store
+from nulabpass.ports import (
+    BillingProvider,
+    Clock,
+    KeyProvider,
+    Mailer,
+    RateLimiter,
+    Store,
+    TxtResolver,
+)
+from nulabpass.scim._service import ScimAPI
+from nulabpass.stores.ratelimit import MemoryRateLimiter
 
 __all__ = ["NulabPass"]
 
@@ -31,7 +45,10 @@ class NulabPass:
     its audit event. The core is synchronous; async hosts call it from a thread pool.
 
     Feature groups: ``accounts``, ``orgs``, ``members``, ``invitations``,
-    ``conversions``, ``teams``, ``plans``, ``audit``, ``access``, ``outbox``.
+    ``conversions``, ``teams``, ``plans``, ``audit``, ``access``, ``outbox``, ``domains``.
+
+    ``keys`` (a :class:`~nulabpass.ports.KeyProvider`) signs audit checkpoints and export
+    manifests; without it those calls raise ``audit.no_signing_key``.
     """
 
     def __init__(
@@ -43,6 +60,10 @@ class NulabPass:
         clock: Clock | None = None,
         templates: TemplateCatalog | None = None,
         billing: BillingProvider | None = None,
+        keys: KeyProvider | None = None,
+        resolver: TxtResolver | Sequence[TxtResolver] | None = None,
+        rate_limiter: RateLimiter | None = None,
+        domain_policy: DomainPolicy | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -54,7 +75,21 @@ class NulabPass:
         self.invitations = InvitationsAPI(self._runtime)
         self.conversions = ConversionsAPI(self._runtime)
         self.teams = TeamsAPI(self._runtime)
-        self.audit = AuditAPI(self._runtime)
+        self.audit = AuditAPI(self._runtime, keys)
         self.access = AccessAPI(self._runtime)
         self.outbox = OutboxAPI(self._runtime, mailer, templates)
         self.plans = PlansAPI(self._runtime, billing)
+        # Domains: one resolver per vantage point (all must agree), the system's when
+        # none is given; a per-process rate limiter unless the host shares one.
+        resolvers = (
+            None
+            if resolver is None
+            else ((resolver,) if isinstance(resolver, TxtResolver) else tuple(resolver))
+        )
+        self.domains = DomainsAPI(
+            self._runtime,
+            resolvers,
+            rate_limiter or MemoryRateLimiter(),
+            domain_policy or DomainPolicy(),
+        )
+        self.scim = ScimAPI(self._runtime, rate_limiter or MemoryRateLimiter())

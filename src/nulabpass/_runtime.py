@@ -94,6 +94,10 @@ class Recorder:
         self._outbox: list[OutboxMessage] = []
         self.break_glass_orgs: set[str] = set()
         self.new_org = False
+        #: The organization of ``scope`` as locked at the start of the action.
+        self.org: Organization | None = None
+        # The acting account as read once in this action (its state when it acted).
+        self._actor_account: Account | None = None
 
     # -- description of the change -------------------------------------------------
 
@@ -185,12 +189,13 @@ class Recorder:
                 "This action must be performed by a person's account.",
                 code="permission.account_required",
             )
-        account = self.uow.accounts.get(self.actor.id)
+        account = self._actor_account or self.uow.accounts.get(self.actor.id)
         if account is None or account.status is not AccountStatus.ACTIVE:
             raise PermissionDenied(
                 "The acting account does not exist or is not active.",
                 code="permission.inactive_actor",
             )
+        self._actor_account = account
         return account
 
     def require(self, permission: Permission, org_id: str | None = None) -> Membership | None:
@@ -291,12 +296,21 @@ class Runtime:
                 now = self.now()
                 rec = Recorder(uow, now, actor, ctx, scope)
                 org = uow.organizations.lock(scope) if scope != HOST_SCOPE else None
-                before = self._break_glass(uow, org) if org is not None else 0
+                rec.org = org
                 result = body(rec)
-                self._enforce_break_glass(uow, rec, scope, before)
+                self._enforce_break_glass(uow, rec, scope, existed=org is not None)
                 targets, metadata, side = rec._drafts()
                 self._append(
-                    uow, now, scope, action, Outcome.SUCCESS, actor, ctx, targets, metadata
+                    uow,
+                    now,
+                    scope,
+                    action,
+                    Outcome.SUCCESS,
+                    actor,
+                    ctx,
+                    targets,
+                    metadata,
+                    actor_account=rec._actor_account,
                 )
                 for extra in side:
                     uow.organizations.lock(extra.scope)
@@ -310,6 +324,7 @@ class Runtime:
                         ctx,
                         extra.targets,
                         extra.metadata,
+                        actor_account=rec._actor_account,
                     )
                 for message in rec._outbox:
                     uow.outbox.add(message)
@@ -336,10 +351,10 @@ class Runtime:
         )
 
     def _enforce_break_glass(
-        self, uow: UnitOfWork, rec: Recorder, scope: str, before: int
+        self, uow: UnitOfWork, rec: Recorder, scope: str, *, existed: bool
     ) -> None:
         orgs = set(rec.break_glass_orgs)
-        if scope != HOST_SCOPE and (before > 0 or rec.new_org):
+        if scope != HOST_SCOPE and (existed or rec.new_org):
             orgs.add(scope)
         for org_id in sorted(orgs):
             # Lock before counting: a concurrent writer of that organization must either
@@ -375,6 +390,8 @@ class Runtime:
         ctx: RequestContext,
         targets: list[_TargetDraft],
         metadata: Mapping[str, JsonScalar],
+        *,
+        actor_account: Account | None = None,
     ) -> EventRecord:
         event_id = new_id("evt")
         personal: list[PersonalDatum] = []
@@ -389,7 +406,7 @@ class Runtime:
 
         actor_subject = actor.id if actor.type is ActorType.ACCOUNT else ""
         if actor.type is ActorType.ACCOUNT:
-            account = uow.accounts.get(actor.id)
+            account = actor_account or uow.accounts.get(actor.id)
             if account is not None:
                 add("actor.name", actor.id, account.display_name)
                 add("actor.email", actor.id, account.email)

@@ -4,8 +4,15 @@ Commands:
 
 - ``nulabpass demo``: walk through the product guide on the embedded SQLite store;
 - ``nulabpass db upgrade`` / ``nulabpass db current``: apply or show schema migrations;
-- ``nulabpass audit verify``: verify audit chains and name the first broken event;
+- ``nulabpass audit verify``: verify audit chains and checkpoints, name what is broken;
+- ``nulabpass audit export`` / ``nulabpass audit checkpoint``: signed exports and
+  checkpoints;
 - ``nulabpass plans status ORG``: an organization's plan state and entitlements.
+- ``nulabpass domains check DOMAIN --token TOKEN [--nameserver HOST[:PORT] ...]``: look up
+  a domain's verification record (exit 0 verified, 1 absent or wrong value,
+  3 indeterminate).
+- ``nulabpass saml verify RESPONSE_FILE ...``: validate a SAML response as sign-in would
+  (exit 0 accepted, 1 rejected, 2 usage error); ``nulabpass saml sp-metadata``.
 
 Exit codes: 0 success, 1 a verification found a problem, 2 usage errors, 3 an error
 reported by nulabpass (its code is printed).
@@ -93,6 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "org", nargs="*", metavar="ORG", help="organization ids (default: every chain)"
     )
+    verify.add_argument(
+        "--public-key",
+        action="append",
+        metavar="[KEY_ID=]HEX",
+        help=(
+            "an Ed25519 public key that signs checkpoints (repeat for rotated keys); "
+            "without one, checkpoint roots are compared but signatures are not checked"
+        ),
+    )
+    from nulabpass.audit._cli import add_parsers as add_audit_parsers
+
+    add_audit_parsers(audit_sub, _add_db)
 
     plans = sub.add_parser("plans", help="trial and plan tools")
     plans_sub = plans.add_subparsers(dest="plans_command", metavar="ACTION", required=True)
@@ -107,9 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_db(status, required=True)
     status.add_argument("org", metavar="ORG", help="organization id")
+    from nulabpass.domains._cli import add_parsers as add_domains_parsers
+
+    add_domains_parsers(sub)
     status.add_argument(
         "--now", metavar="ISO8601", help="evaluate at this time instead of the current time"
     )
+    from nulabpass.saml._cli import add_saml_parser
+
+    add_saml_parser(sub)
     return parser
 
 
@@ -123,10 +148,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(args.db, language=args.language, out=sys.stdout)
         if args.command == "db":
             return _db(args)
+        if args.command == "audit" and args.audit_command != "verify":
+            from nulabpass.audit._cli import run as run_audit
+
+            return run_audit(args)
         if args.command == "audit":
             return _audit_verify(args)
+        if args.command == "saml":
+            from nulabpass.saml._cli import run_saml
+
+            return run_saml(args)
         if args.command == "plans":
             return _plans_status(args)
+        if args.command == "domains":
+            from nulabpass.domains._cli import run as run_domains
+
+            return run_domains(args)
     except NulabPassError as exc:
         print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
         return 3
@@ -147,6 +184,7 @@ def _db(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
+    from nulabpass.audit._cli import public_keys_from
     from nulabpass.audit._service import verify_chain
     from nulabpass.stores.sql import SqlStore
 
@@ -158,7 +196,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
                 scopes = uow.audit.scopes()
         ok = True
         for scope in scopes:
-            result = verify_chain(store, scope)
+            result = verify_chain(store, scope, public_key=public_keys_from(args.public_key))
             ok = ok and result.ok
             print(
                 json.dumps(
@@ -171,6 +209,10 @@ def _audit_verify(args: argparse.Namespace) -> int:
                         "first_broken_event": result.first_broken_id,
                         "problem": result.problem,
                         "message": result.message,
+                        "start_seq": result.start_seq,
+                        "checkpoints_checked": result.checkpoints_checked,
+                        "checkpoint_size": result.checkpoint_size,
+                        "signatures_checked": result.signatures_checked,
                     }
                 )
             )

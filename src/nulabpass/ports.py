@@ -25,12 +25,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 import attrs
 
-from nulabpass.audit._model import AuditQuery, EventRecord, PersonalDatum
+from nulabpass.audit._checkpoint import Checkpoint
+from nulabpass.audit._model import AuditAnchor, AuditQuery, EventRecord, PersonalDatum
+from nulabpass.domains._model import DomainChallenge, TxtLookup
 from nulabpass.org._model import (
     Account,
     ConversionRequest,
@@ -43,27 +45,38 @@ from nulabpass.org._model import (
 )
 from nulabpass.outbox._model import OutboxMessage
 from nulabpass.plans import PlanRecord
+from nulabpass.scim._model import ScimGroupRow, ScimToken, ScimTombstone, ScimUserRow
+from nulabpass.scim._query import ScimPage, ScimQuery
 
 __all__ = [
     "BILLING_APPLIED",
     "AccountRepository",
+    "AuditLedgerRepository",
     "AuditRepository",
     "BillingEvent",
     "BillingProvider",
     "Clock",
     "ConversionRepository",
+    "DomainChallengeRepository",
     "DomainRepository",
     "EmailMessage",
     "FailureCounter",
     "InvitationRepository",
+    "KeyProvider",
     "Mailer",
     "MembershipRepository",
     "OrganizationRepository",
     "OutboxRepository",
     "PlanRepository",
+    "RateDecision",
+    "RateLimiter",
+    "SamlReplayCache",
+    "ScimRepository",
+    "SigningKey",
     "Store",
     "StoredPlan",
     "TeamRepository",
+    "TxtResolver",
     "UnitOfWork",
 ]
 
@@ -311,6 +324,35 @@ class DomainRepository(Protocol):
         """Write with a version check; return it with the next version."""
         ...
 
+    def delete(self, org_id: str, name: str) -> None:
+        """Remove ``org_id``'s record of ``name`` (its challenge must already be gone)."""
+        ...
+
+
+class DomainChallengeRepository(Protocol):
+    """The DNS proof of each domain record and its re-verification schedule."""
+
+    def get(self, domain_id: str) -> DomainChallenge | None:
+        """The challenge of one domain record, or ``None``."""
+        ...
+
+    def add(self, challenge: DomainChallenge) -> None:
+        """Insert; raises ``Conflict`` (``domain_challenge.exists``) if the domain has one."""
+        ...
+
+    def update(self, challenge: DomainChallenge) -> DomainChallenge:
+        """Write with a version check; return it with the next version."""
+        ...
+
+    def delete(self, domain_id: str) -> None:
+        """Remove the challenge of one domain record if present."""
+        ...
+
+    def due(self, now: datetime, limit: int) -> list[DomainChallenge]:
+        """Verified challenges whose ``next_check_at <= now``, earliest first, at most
+        ``limit``."""
+        ...
+
 
 @attrs.frozen(slots=True)
 class FailureCounter:
@@ -369,6 +411,57 @@ class AuditRepository(Protocol):
 
     def put_failure_counter(self, counter: FailureCounter) -> None:
         """Insert or replace an aggregation counter."""
+        ...
+
+
+class AuditLedgerRepository(Protocol):
+    """Checkpoints, purge anchors and retention of the audit chains (see ``docs/audit.md``)."""
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Store a checkpoint; one per ``(scope, tree_size)``: an existing one is kept."""
+        ...
+
+    def latest_checkpoint(self, scope: str) -> Checkpoint | None:
+        """The checkpoint of ``scope`` with the largest tree size."""
+        ...
+
+    def get_checkpoint(self, scope: str, tree_size: int) -> Checkpoint | None:
+        """The checkpoint of ``scope`` over exactly ``tree_size`` events."""
+        ...
+
+    def list_checkpoints(
+        self, scope: str, *, min_size: int = 0, limit: int = 1000
+    ) -> list[Checkpoint]:
+        """Checkpoints of ``scope`` with ``tree_size >= min_size``, smallest first."""
+        ...
+
+    def anchor(self, scope: str) -> AuditAnchor | None:
+        """Where the remaining log of ``scope`` starts after a purge (``None``: seq 1)."""
+        ...
+
+    def put_anchor(self, anchor: AuditAnchor) -> None:
+        """Insert or replace the anchor of ``anchor.scope``."""
+        ...
+
+    def retention_months(self, scope: str) -> int | None:
+        """The retention period of ``scope`` in months (``None``: the configured default)."""
+        ...
+
+    def set_retention_months(self, scope: str, months: int | None) -> None:
+        """Set (or with ``None`` reset) the retention period of ``scope``."""
+        ...
+
+    def last_seq_before(self, scope: str, when: datetime) -> int:
+        """The largest ``seq`` of ``scope`` with ``occurred_at < when`` (0: none)."""
+        ...
+
+    def first_seq_from(self, scope: str, when: datetime) -> int | None:
+        """The smallest ``seq`` of ``scope`` with ``occurred_at >= when``."""
+        ...
+
+    def purge_through(self, scope: str, seq: int) -> int:
+        """Delete the events of ``scope`` with ``seq`` up to ``seq``, with their targets and
+        personal data; return how many events were deleted."""
         ...
 
 
@@ -488,6 +581,99 @@ class PlanRepository(Protocol):
         ...
 
 
+class ScimRepository(Protocol):
+    """SCIM provisioning state beside accounts and teams: users' SCIM attributes,
+    groups' external ids, tombstones of deleted users and bearer tokens.
+
+    ``query_users`` and ``query_groups`` take a :class:`~nulabpass.scim._query.ScimQuery`
+    whose filter is canonical (``check_filter``); a store raises ``ScimError``
+    (``invalidFilter``) for an attribute it cannot filter and never ignores one.
+    """
+
+    def get_user(self, org_id: str, account_id: str) -> ScimUserRow | None:
+        """The SCIM attributes of one managed account of ``org_id``."""
+        ...
+
+    def add_user(self, row: ScimUserRow) -> None:
+        """Insert; raises ``Conflict`` (``scim.user_exists``) when the account has a row."""
+        ...
+
+    def update_user(self, row: ScimUserRow) -> ScimUserRow:
+        """Write with a version check; return it with the next version."""
+        ...
+
+    def delete_user(self, org_id: str, account_id: str) -> None:
+        """Remove the row (if any) and its emails."""
+        ...
+
+    def query_users(self, query: ScimQuery) -> ScimPage:
+        """Ids of the organization's provisioned users matching ``query``, one page."""
+        ...
+
+    def load_users(
+        self, org_id: str, account_ids: Sequence[str]
+    ) -> list[tuple[Account, ScimUserRow]]:
+        """The visible users among ``account_ids`` (managed by ``org_id``, with SCIM
+        attributes), in the given order; a page costs a few queries, not a few per user."""
+        ...
+
+    def groups_by_account(self, org_id: str, account_ids: Sequence[str]) -> dict[str, list[Team]]:
+        """Teams of ``org_id`` each account is in, ordered by name."""
+        ...
+
+    def add_tombstone(self, tombstone: ScimTombstone) -> None:
+        """Remember a user deleted through SCIM."""
+        ...
+
+    def get_tombstone(self, org_id: str, account_id: str) -> ScimTombstone | None:
+        """The tombstone of a deleted user, if any."""
+        ...
+
+    def get_group(self, team_id: str) -> ScimGroupRow | None:
+        """The SCIM attributes of a team, if it has any."""
+        ...
+
+    def put_group(self, row: ScimGroupRow) -> None:
+        """Insert or replace the SCIM attributes of a team."""
+        ...
+
+    def delete_group(self, team_id: str) -> None:
+        """Forget the SCIM attributes of a team."""
+        ...
+
+    def query_groups(self, query: ScimQuery) -> ScimPage:
+        """Ids of the organization's teams matching ``query``, one page."""
+        ...
+
+    def groups_of(self, org_id: str, account_id: str) -> list[Team]:
+        """Teams of ``org_id`` the account is in, ordered by name."""
+        ...
+
+    def managed_members(self, org_id: str, team_id: str) -> list[Account]:
+        """Members of a team that are managed accounts of ``org_id``, ordered by id."""
+        ...
+
+    def managed_ids(self, org_id: str, account_ids: Sequence[str]) -> set[str]:
+        """Which of ``account_ids`` are accounts managed by ``org_id``."""
+        ...
+
+    def add_token(self, token: ScimToken) -> None:
+        """Insert a token."""
+        ...
+
+    def get_token(self, token_id: str) -> ScimToken | None:
+        """One token, or ``None``."""
+        ...
+
+    def list_tokens(self, org_id: str) -> list[ScimToken]:
+        """Tokens of one organization (revoked ones too), oldest first."""
+        ...
+
+    def update_token(self, token: ScimToken) -> ScimToken:
+        """Write with a version check; return it with the next version."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction and its repositories."""
 
@@ -527,8 +713,18 @@ class UnitOfWork(Protocol):
         ...
 
     @property
+    def domain_challenges(self) -> DomainChallengeRepository:
+        """The domain challenges of this unit of work."""
+        ...
+
+    @property
     def audit(self) -> AuditRepository:
         """The audit of this unit of work."""
+        ...
+
+    @property
+    def audit_ledger(self) -> AuditLedgerRepository:
+        """Audit checkpoints, anchors and retention of this unit of work."""
         ...
 
     @property
@@ -541,12 +737,60 @@ class UnitOfWork(Protocol):
         """The plans of this unit of work."""
         ...
 
+    @property
+    def scim(self) -> ScimRepository:
+        """SCIM provisioning state of this unit of work."""
+        ...
+
 
 class Store(Protocol):
     """A transactional store."""
 
     def transaction(self) -> AbstractContextManager[UnitOfWork]:
         """Open a unit of work; commit on normal exit, roll back on exception."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------
+# Keys
+
+
+@attrs.frozen(slots=True)
+class SigningKey:
+    """An Ed25519 private key (the 32-byte seed of RFC 8032) and the id it is known by."""
+
+    key_id: str
+    private_key: bytes = attrs.field(repr=False)
+
+
+@runtime_checkable
+class KeyProvider(Protocol):
+    """The host's signing keys (a KMS, an HSM, a secrets manager...)."""
+
+    def audit_signing_key(self) -> SigningKey:
+        """The current Ed25519 key that signs audit checkpoints and export manifests."""
+        ...
+
+    def audit_public_key(self, key_id: str) -> bytes | None:
+        """The 32-byte Ed25519 public key of ``key_id`` (current or retired), or ``None``."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------
+# SAML
+
+
+@runtime_checkable
+class SamlReplayCache(Protocol):
+    """Remembers SAML assertion ids so that each assertion is accepted once.
+
+    ``nulabpass.saml.MemoryReplayCache`` works within one process only; hosts running
+    several processes need a shared implementation.
+    """
+
+    def remember(self, key: str, *, expires_at: datetime, now: datetime) -> bool:
+        """Record ``key`` until ``expires_at``; return ``False`` if it is already recorded
+        and has not expired at ``now``."""
         ...
 
 
@@ -585,4 +829,40 @@ class BillingProvider(Protocol):
         when it is not authentic and :class:`~nulabpass.errors.InvalidInput`
         (``billing.invalid_event``) when it cannot be parsed.
         """
+        ...
+
+
+# ---------------------------------------------------------------------------------------
+# DNS and rate limits
+
+
+@runtime_checkable
+class TxtResolver(Protocol):
+    """Looks up the TXT records of a name from one vantage point.
+
+    Never raises for DNS failures: NXDOMAIN, SERVFAIL, REFUSED and timeouts come back
+    as the ``status`` of the :class:`~nulabpass.domains.TxtLookup`, so that an
+    unanswered question can never be mistaken for an absent record.
+    """
+
+    def lookup(self, name: str) -> TxtLookup:
+        """The TXT records at ``name`` (CNAMEs followed, strings joined)."""
+        ...
+
+
+@attrs.frozen(slots=True)
+class RateDecision:
+    """Whether one more attempt is allowed now; if not, when the next one will be."""
+
+    allowed: bool
+    retry_at: datetime | None = None
+
+
+@runtime_checkable
+class RateLimiter(Protocol):
+    """Counts attempts per key in fixed windows (``window`` long, aligned to the epoch)."""
+
+    def acquire(self, key: str, now: datetime, *, limit: int, window: timedelta) -> RateDecision:
+        """Count one attempt under ``key`` unless ``limit`` attempts were already counted
+        in the window containing ``now``."""
         ...

@@ -67,8 +67,8 @@ def test_migrations_create_exactly_the_schema(sql_store: SqlStore) -> None:
 def test_every_table_is_prefixed() -> None:
     """Every table of the schema starts with nulabpass_, so it cannot clash with the
     host's tables."""
+    assert metadata.sorted_tables
     assert all(t.name.startswith("nulabpass_") for t in metadata.sorted_tables)
-    assert len(metadata.sorted_tables) == 17
 
 
 def test_every_plan_fact_has_a_column() -> None:
@@ -109,7 +109,7 @@ def test_migrations_keep_to_their_own_version_table(tmp_path: Path) -> None:
             host = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
             ours = conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").all()
             assert host == [("host_rev_42",)]
-            assert ours == [("0001",)]
+            assert sorted(row[0] for row in ours) == SqlStore.head_revision().split(",")
             assert "orders" in _tables(conn)
             context = MigrationContext.configure(
                 conn, opts={"include_name": include_name, "version_table": VERSION_TABLE}

@@ -31,8 +31,10 @@ class Permission(enum.StrEnum):
     MANAGE_MANAGED_ACCOUNTS = "create, invite, deactivate, delete and release managed accounts"
     REQUEST_CONVERSIONS = "ask an account's owner to let the organization manage it"
     MANAGE_TEAMS = "create, rename and delete teams, change team members"
+    MANAGE_DOMAINS = "add, verify and remove email domains"
     CHANGE_PLAN = "start a trial, upgrade, cancel or resume the plan"
     READ_AUDIT_LOG = "read and export the audit log"
+    MANAGE_SCIM_TOKENS = "create, list, rotate and revoke SCIM provisioning tokens"
 
 
 PERMISSIONS: dict[Permission, frozenset[Grant]] = {
@@ -42,8 +44,10 @@ PERMISSIONS: dict[Permission, frozenset[Grant]] = {
     Permission.MANAGE_MANAGED_ACCOUNTS: frozenset({Grant.ADMIN}),
     Permission.REQUEST_CONVERSIONS: frozenset({Grant.ADMIN}),
     Permission.MANAGE_TEAMS: frozenset({Grant.ADMIN}),
+    Permission.MANAGE_DOMAINS: frozenset({Grant.ADMIN}),
     Permission.CHANGE_PLAN: frozenset({Grant.ADMIN, Grant.PLAN_ADMIN}),
     Permission.READ_AUDIT_LOG: frozenset({Grant.ADMIN, Grant.AUDIT_LOG_ADMIN}),
+    Permission.MANAGE_SCIM_TOKENS: frozenset({Grant.ADMIN}),
 }
 
 

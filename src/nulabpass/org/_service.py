@@ -134,7 +134,7 @@ class _Base:
         """The organization of the action, once the actor holds ``permission`` and the
         plan entitles the organization to manage accounts and teams (with ``adding``
         free seats; ``ignore_seats`` for actions that reduce the managed count)."""
-        org = _org(rec.uow, rec.scope)
+        org = rec.org or _org(rec.uow, rec.scope)
         rec.require(permission)
         self._rt.gate.require(
             rec.uow,
@@ -730,9 +730,7 @@ class MembersAPI(_Base):
             updated_at=rec.now,
         )
         rec.uow.invitations.add(invitation)
-        inviter = (
-            rec.uow.accounts.get(rec.actor.id) if rec.actor.type is ActorType.ACCOUNT else None
-        )
+        inviter = rec.actor_account() if rec.actor.type is ActorType.ACCOUNT else None
         rec.email(
             "invitation",
             account,

@@ -19,7 +19,15 @@ from typing import Any, Protocol, TypeVar
 
 import attrs
 
-from nulabpass.audit._model import GENESIS_HASH, AuditQuery, EventRecord, PersonalDatum
+from nulabpass.audit._checkpoint import Checkpoint
+from nulabpass.audit._model import (
+    GENESIS_HASH,
+    AuditAnchor,
+    AuditQuery,
+    EventRecord,
+    PersonalDatum,
+)
+from nulabpass.domains._model import DomainChallenge
 from nulabpass.errors import Conflict, NotFound, StaleWrite
 from nulabpass.org._model import (
     Account,
@@ -37,6 +45,9 @@ from nulabpass.org._model import (
 )
 from nulabpass.outbox._model import OutboxMessage
 from nulabpass.ports import BILLING_APPLIED, FailureCounter, StoredPlan
+from nulabpass.stores._memory_audit import MemoryAuditLedger
+from nulabpass.stores._memory_domains import MemoryDomainChallenges
+from nulabpass.stores._memory_scim import MemoryScimRepository, ScimState
 
 __all__ = ["MemoryStore"]
 
@@ -71,9 +82,13 @@ class _State:
         self.conversions: dict[str, ConversionRequest] = {}
         self.conversions_by_account: dict[str, dict[str, None]] = {}
         self.domains: dict[tuple[str, str], Domain] = {}
+        self.domain_challenges: dict[str, DomainChallenge] = {}
         self.events: dict[str, list[EventRecord]] = {}
         self.personal: dict[str, tuple[PersonalDatum, ...]] = {}
         self.failures: dict[tuple[str, str], FailureCounter] = {}
+        self.checkpoints: dict[str, dict[str, Checkpoint]] = {}
+        self.anchors: dict[str, AuditAnchor] = {}
+        self.retention: dict[str, int] = {}
         self.outbox: dict[str, OutboxMessage] = {}
         self.outbox_keys: dict[str, str] = {}
         self.outbox_pending: dict[str, None] = {}
@@ -82,6 +97,7 @@ class _State:
         self.billing_events: dict[str, tuple[str, str, datetime, str, datetime]] = {}
         self.last_billing: dict[str, datetime] = {}
         self.withdrawn: dict[str, dict[str, datetime]] = {}
+        self.scim = ScimState()
 
 
 class _Tx:
@@ -465,6 +481,9 @@ class _Domains:
         self._tx.put(self._s.domains, key, new)
         return new
 
+    def delete(self, org_id: str, name: str) -> None:
+        self._tx.pop(self._s.domains, (org_id, name))
+
 
 def _name(domain: Domain) -> str:
     return domain.name
@@ -677,9 +696,12 @@ class _UnitOfWork:
         self.invitations = _Invitations(tx)
         self.conversions = _Conversions(tx)
         self.domains = _Domains(tx)
+        self.domain_challenges = MemoryDomainChallenges(tx)
         self.audit = _Audit(tx)
+        self.audit_ledger = MemoryAuditLedger(tx)
         self.outbox = _Outbox(tx)
         self.plans = _Plans(tx)
+        self.scim = MemoryScimRepository(tx)
 
 
 class MemoryStore:

@@ -3,14 +3,18 @@
 - :class:`FrozenClock`: a clock that moves only when told;
 - :class:`RecordingMailer`: keeps sent emails, can simulate outages;
 - :class:`FakeBillingProvider`: signs and checks billing webhooks;
+- :class:`StaticTxtResolver`: answers DNS TXT lookups from a table;
 - :class:`MemoryStore`: the transactional in-memory store;
+- :class:`MemoryKeyProvider`: Ed25519 audit signing keys in memory, with rotation;
 - :class:`StoreContract`: the storage contract suite; subclass it with a ``store``
   fixture to run every test against your own store;
-- :func:`make_nulabpass`, :func:`mark_saml_configured`, :func:`mark_domain_verified`.
+- :func:`make_nulabpass`, :func:`mark_saml_configured`, :func:`mark_domain_verified`;
+- :func:`scim_ready_org`: an organization ready for SCIM provisioning and its token.
 """
 
 from __future__ import annotations
 
+from nulabpass.domains import StaticTxtResolver
 from nulabpass.mail import RecordingMailer
 from nulabpass.stores.memory import MemoryStore
 from nulabpass.testing._billing import FakeBillingProvider
@@ -20,7 +24,9 @@ from nulabpass.testing._helpers import (
     make_nulabpass,
     mark_domain_verified,
     mark_saml_configured,
+    scim_ready_org,
 )
+from nulabpass.testing._keys import MemoryKeyProvider
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,11 +46,14 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "FakeBillingProvider",
     "FrozenClock",
+    "MemoryKeyProvider",
     "MemoryStore",
     "RecordingMailer",
+    "StaticTxtResolver",
     "StoreContract",
     "make_config",
     "make_nulabpass",
     "mark_domain_verified",
     "mark_saml_configured",
+    "scim_ready_org",
 ]

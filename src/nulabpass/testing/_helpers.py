@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 
 import attrs
 
@@ -12,16 +13,24 @@ from nulabpass._gate import Capability
 from nulabpass._ids import new_id
 from nulabpass._runtime import Recorder
 from nulabpass.config import NulabPassConfig
+from nulabpass.domains import DomainPolicy, StaticTxtResolver
 from nulabpass.errors import NotFound
 from nulabpass.mail import RecordingMailer
 from nulabpass.org._email import normalize_email
-from nulabpass.org._model import Domain, DomainStatus
-from nulabpass.ports import BillingProvider, Clock, Store
+from nulabpass.org._model import Domain, DomainStatus, Organization
+from nulabpass.ports import BillingProvider, Clock, KeyProvider, Store, TxtResolver
 from nulabpass.stores.memory import MemoryStore
 from nulabpass.testing._billing import FakeBillingProvider
 from nulabpass.testing._clock import FrozenClock
+from nulabpass.testing._keys import MemoryKeyProvider
 
-__all__ = ["make_config", "make_nulabpass", "mark_domain_verified", "mark_saml_configured"]
+__all__ = [
+    "make_config",
+    "make_nulabpass",
+    "mark_domain_verified",
+    "mark_saml_configured",
+    "scim_ready_org",
+]
 
 
 def make_config(**overrides: object) -> NulabPassConfig:
@@ -41,11 +50,16 @@ def make_nulabpass(
     clock: Clock | None = None,
     mailer: RecordingMailer | None = None,
     billing: BillingProvider | None = None,
+    keys: KeyProvider | None = None,
+    resolver: TxtResolver | Sequence[TxtResolver] | None = None,
+    domain_policy: DomainPolicy | None = None,
     **config: object,
 ) -> NulabPass:
     """A :class:`NulabPass` on the memory store (unless given one), a
     :class:`FrozenClock`, a :class:`RecordingMailer` and a :class:`FakeBillingProvider`
-    (unless given others); reach them as ``np.clock`` and the objects you passed."""
+    (unless given others); reach them as ``np.clock`` and the objects you passed.
+    DNS lookups go to a :class:`StaticTxtResolver` unless ``resolver`` is given
+    (``np.domains.resolvers[0]``)."""
     chosen: Store = store if store is not None else MemoryStore()
     return NulabPass(
         chosen,
@@ -53,6 +67,9 @@ def make_nulabpass(
         clock=clock or FrozenClock(),
         mailer=mailer if mailer is not None else RecordingMailer(),
         billing=billing if billing is not None else FakeBillingProvider(),
+        keys=keys if keys is not None else MemoryKeyProvider(),
+        resolver=resolver if resolver is not None else StaticTxtResolver(),
+        domain_policy=domain_policy,
     )
 
 
@@ -124,3 +141,24 @@ def mark_domain_verified(
         ctx=RequestContext(),
         body=body,
     )
+
+
+def scim_ready_org(np: NulabPass, domain: str = "example.com") -> tuple[Organization, str]:
+    """An organization ready for SCIM provisioning, and a SCIM bearer token for it.
+
+    A non-managed founder (admin and plan admin, the break-glass account) creates the
+    organization and starts its trial; SAML is marked configured and ``domain`` marked
+    verified (see :func:`mark_saml_configured`, :func:`mark_domain_verified`); then the
+    founder creates a SCIM token. Use the token as ``Authorization: Bearer <token>``::
+
+        org, token = scim_ready_org(np)
+        app = nulabpass.web.scim_wsgi_app(np, "/scim/v2")
+    """
+    founder = np.accounts.register(f"founder-{secrets.token_hex(4)}@founders.test", "Founder")
+    admin = Actor.account(founder.id)
+    org = np.orgs.create(admin, f"Org {secrets.token_hex(3)}")
+    np.plans.start_trial(admin, org.id)
+    mark_saml_configured(np, org.id)
+    mark_domain_verified(np, org.id, domain)
+    _token, secret = np.scim.tokens.create(admin, org.id, "SCIM")
+    return np.orgs.get(org.id), secret

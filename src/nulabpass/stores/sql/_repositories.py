@@ -839,6 +839,12 @@ class SqlDomainRepository:
         )
         return attrs.evolve(domain, version=domain.version + 1)
 
+    def delete(self, org_id: str, name: str) -> None:
+        """Remove ``org_id``'s record of ``name`` (its challenge must already be gone)."""
+        self._db.execute(
+            delete(self._t).where(self._t.c.org_id == org_id, self._t.c.name == name), "domain"
+        )
+
 
 # ---------------------------------------------------------------------------------------
 # Audit

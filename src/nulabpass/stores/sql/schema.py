@@ -46,12 +46,16 @@ __all__ = [
     "VERSION_TABLE",
     "UtcDateTime",
     "accounts",
+    "audit_anchors",
+    "audit_checkpoints",
     "audit_events",
     "audit_failure_counters",
     "audit_personal",
+    "audit_retention",
     "audit_targets",
     "billing_events",
     "conversions",
+    "domain_challenges",
     "domains",
     "include_name",
     "invitations",
@@ -61,6 +65,8 @@ __all__ = [
     "outbox",
     "plan_notices",
     "plans",
+    "rate_limit_buckets",
+    "saml_replay",
     "team_members",
     "teams",
     "withdrawn_privileges",
@@ -296,7 +302,11 @@ audit_events = Table(
     UniqueConstraint("scope", "seq"),
     Index("ix_nulabpass_audit_events_scope_occurred_at", "scope", "occurred_at"),
     Index("ix_nulabpass_audit_events_scope_action", "scope", "action"),
-    Index("ix_nulabpass_audit_events_scope_actor_id", "scope", "actor_id"),
+    # One actor's events in a time range: the actor's index entries only, already in time
+    # order (migration 0004_audit).
+    Index(
+        "ix_nulabpass_audit_events_scope_actor_id_occurred_at", "scope", "actor_id", "occurred_at"
+    ),
 )
 
 audit_targets = Table(
@@ -333,6 +343,41 @@ audit_failure_counters = Table(
     Column("count", Integer(), nullable=False),
     _version(),
     PrimaryKeyConstraint("scope", "key"),
+)
+
+# Signed checkpoints, purge anchors and retention periods of the audit chains.
+audit_checkpoints = Table(
+    "nulabpass_audit_checkpoints",
+    metadata,
+    Column("scope", String(), nullable=False),
+    Column("tree_size", BigInteger(), nullable=False),
+    Column("root_hash", String(), nullable=False),
+    _timestamp("issued_at"),
+    Column("key_id", String(), nullable=False),
+    Column("signature", String(), nullable=False),
+    Column("frontier", JSON(), nullable=False),
+    PrimaryKeyConstraint("scope", "tree_size"),
+)
+
+audit_anchors = Table(
+    "nulabpass_audit_anchors",
+    metadata,
+    Column("scope", String(), nullable=False),
+    Column("seq", BigInteger(), nullable=False),
+    Column("prev_hash", String(), nullable=False),
+    Column("frontier", JSON(), nullable=False),
+    _timestamp("recorded_at"),
+    _version(),
+    PrimaryKeyConstraint("scope"),
+)
+
+audit_retention = Table(
+    "nulabpass_audit_retention",
+    metadata,
+    Column("scope", String(), nullable=False),
+    Column("months", Integer(), nullable=False),
+    _version(),
+    PrimaryKeyConstraint("scope"),
 )
 
 outbox = Table(
@@ -421,4 +466,158 @@ withdrawn_privileges = Table(
     _timestamp("withdrawn_at"),
     _version(),
     PrimaryKeyConstraint("org_id", "account_id"),
+)
+
+# The DNS proof of each domain record and its re-verification schedule (migration
+# 0002_domains). ``next_check_at`` is indexed: ``reverify_due`` reads due rows only.
+domain_challenges = Table(
+    "nulabpass_domain_challenges",
+    metadata,
+    Column("domain_id", String(), ForeignKey(domains.c.id), nullable=False),
+    Column("org_id", String(), ForeignKey(organizations.c.id), nullable=False),
+    Column("domain", String(), nullable=False),
+    Column("token", String(), nullable=False),
+    _timestamp("issued_at"),
+    _timestamp("expires_at"),
+    _timestamp("verified_at", nullable=True),
+    _timestamp("next_check_at", nullable=True),
+    _timestamp("last_checked_at", nullable=True),
+    Column("last_outcome", String(), nullable=True),
+    _timestamp("missing_since", nullable=True),
+    _timestamp("indeterminate_since", nullable=True),
+    _version(),
+    PrimaryKeyConstraint("domain_id"),
+    Index("ix_nulabpass_domain_challenges_next_check_at", "next_check_at"),
+)
+
+# Fixed-window attempt counters of the SQL rate limiter; old windows are purged by the
+# ``window_start`` index.
+rate_limit_buckets = Table(
+    "nulabpass_rate_limit_buckets",
+    metadata,
+    Column("key", String(), nullable=False),
+    _timestamp("window_start"),
+    Column("count", Integer(), nullable=False),
+    PrimaryKeyConstraint("key", "window_start"),
+    Index("ix_nulabpass_rate_limit_buckets_window_start", "window_start"),
+)
+
+# Assertions accepted by SAML sign-in (migration 0003_saml): the key is a SHA-256 of
+# issuer and assertion id; expired rows are purged through the ``expires_at`` index.
+saml_replay = Table(
+    "nulabpass_saml_replay",
+    metadata,
+    Column("key", String(), nullable=False),
+    _timestamp("expires_at"),
+    PrimaryKeyConstraint("key"),
+    Index("ix_nulabpass_saml_replay_expires_at", "expires_at"),
+)
+
+# SCIM provisioning (migration 0005_scim). Rows name accounts and teams without foreign
+# keys: the identity model deletes accounts and teams on its own paths, and SCIM rows
+# of a deleted account are never visible (queries join live managed accounts).
+scim_users = Table(
+    "nulabpass_scim_users",
+    metadata,
+    Column("org_id", String(), ForeignKey(organizations.c.id), nullable=False),
+    Column("account_id", String(), nullable=False),
+    Column("user_name", String(), nullable=False),
+    # ``user_name.casefold()``: userName filters and sorting use this indexed column.
+    Column("user_name_key", String(), nullable=False),
+    Column("external_id", String(), nullable=True),
+    Column("formatted", String(), nullable=True),
+    Column("family_name", String(), nullable=True),
+    Column("given_name", String(), nullable=True),
+    Column("middle_name", String(), nullable=True),
+    Column("honorific_prefix", String(), nullable=True),
+    Column("honorific_suffix", String(), nullable=True),
+    Column("nick_name", String(), nullable=True),
+    Column("title", String(), nullable=True),
+    Column("user_type", String(), nullable=True),
+    Column("locale", String(), nullable=True),
+    Column("employee_number", String(), nullable=True),
+    Column("cost_center", String(), nullable=True),
+    Column("organization", String(), nullable=True),
+    Column("division", String(), nullable=True),
+    Column("department", String(), nullable=True),
+    Column("manager_id", String(), nullable=True),
+    Column("display_name", String(), nullable=True),
+    Column("preferred_language", String(), nullable=True),
+    Column("timezone", String(), nullable=True),
+    Column("active", Boolean(), nullable=True),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    _version(),
+    PrimaryKeyConstraint("org_id", "account_id"),
+    Index(
+        "ix_nulabpass_scim_users_org_id_user_name_key",
+        "org_id",
+        "user_name_key",
+        "account_id",
+    ),
+    Index("ix_nulabpass_scim_users_org_id_external_id", "org_id", "external_id"),
+    Index("ix_nulabpass_scim_users_account_id", "account_id"),
+)
+
+scim_emails = Table(
+    "nulabpass_scim_emails",
+    metadata,
+    Column("org_id", String(), nullable=False),
+    Column("account_id", String(), nullable=False),
+    Column("position", Integer(), nullable=False),
+    Column("value", String(), nullable=False),
+    Column("value_key", String(), nullable=False),
+    Column("type", String(), nullable=True),
+    Column("is_primary", Boolean(), nullable=False),
+    Column("display", String(), nullable=True),
+    PrimaryKeyConstraint("org_id", "account_id", "position"),
+    Index("ix_nulabpass_scim_emails_org_id_value_key", "org_id", "value_key"),
+)
+
+scim_groups = Table(
+    "nulabpass_scim_groups",
+    metadata,
+    Column("team_id", String(), nullable=False),
+    Column("org_id", String(), nullable=False),
+    Column("external_id", String(), nullable=True),
+    _timestamp("created_at"),
+    PrimaryKeyConstraint("team_id"),
+    Index("ix_nulabpass_scim_groups_org_id_external_id", "org_id", "external_id"),
+)
+
+scim_tombstones = Table(
+    "nulabpass_scim_tombstones",
+    metadata,
+    Column("org_id", String(), nullable=False),
+    Column("account_id", String(), nullable=False),
+    Column("user_name", String(), nullable=False),
+    Column("external_id", String(), nullable=True),
+    _timestamp("deleted_at"),
+    PrimaryKeyConstraint("org_id", "account_id"),
+)
+
+scim_tokens = Table(
+    "nulabpass_scim_tokens",
+    metadata,
+    _id(),
+    Column("org_id", String(), ForeignKey(organizations.c.id), nullable=False),
+    Column("name", String(), nullable=False),
+    Column("secret_hash", String(), nullable=False),
+    _timestamp("created_at"),
+    Column("created_by", String(), nullable=False),
+    _timestamp("last_used_at", nullable=True),
+    _timestamp("revoked_at", nullable=True),
+    _version(),
+    PrimaryKeyConstraint("id"),
+    Index("ix_nulabpass_scim_tokens_org_id", "org_id"),
+)
+
+# The break-glass count that runs after every action filters an organization's members on
+# role and plan admin; this index lets it skip the other members' rows (with thousands of
+# provisioned members, a scan of the memberships was the largest cost of every change).
+Index(
+    "ix_nulabpass_memberships_org_id_role_plan_admin",
+    memberships.c.org_id,
+    memberships.c.role,
+    memberships.c.plan_admin,
 )

@@ -42,18 +42,23 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from nulabpass.errors import ConfigurationError
 from nulabpass.ports import (
     AccountRepository,
+    AuditLedgerRepository,
     AuditRepository,
     ConversionRepository,
+    DomainChallengeRepository,
     DomainRepository,
     InvitationRepository,
     MembershipRepository,
     OrganizationRepository,
     OutboxRepository,
     PlanRepository,
+    ScimRepository,
     Store,
     TeamRepository,
     UnitOfWork,
 )
+from nulabpass.stores.sql._audit_ledger import SqlAuditLedgerRepository
+from nulabpass.stores.sql._domains import SqlDomainChallengeRepository, SqlRateLimitBuckets
 from nulabpass.stores.sql._errors import translate
 from nulabpass.stores.sql._repositories import (
     Db,
@@ -68,6 +73,8 @@ from nulabpass.stores.sql._repositories import (
     SqlPlanRepository,
     SqlTeamRepository,
 )
+from nulabpass.stores.sql._saml import SqlSamlReplayRows
+from nulabpass.stores.sql._scim import SqlScimRepository
 from nulabpass.stores.sql.schema import VERSION_TABLE
 
 if TYPE_CHECKING:
@@ -149,9 +156,12 @@ class SqlUnitOfWork:
     invitations: InvitationRepository
     conversions: ConversionRepository
     domains: DomainRepository
+    domain_challenges: DomainChallengeRepository
     audit: AuditRepository
+    audit_ledger: AuditLedgerRepository
     outbox: OutboxRepository
     plans: PlanRepository
+    scim: ScimRepository
 
     def __init__(self, db: Db) -> None:
         self.organizations = SqlOrganizationRepository(db)
@@ -161,9 +171,14 @@ class SqlUnitOfWork:
         self.invitations = SqlInvitationRepository(db)
         self.conversions = SqlConversionRepository(db)
         self.domains = SqlDomainRepository(db)
+        self.domain_challenges = SqlDomainChallengeRepository(db)
+        self.rate_limits = SqlRateLimitBuckets(db)
+        self.saml_replay = SqlSamlReplayRows(db)
         self.audit = SqlAuditRepository(db)
+        self.audit_ledger = SqlAuditLedgerRepository(db)
         self.outbox = SqlOutboxRepository(db)
         self.plans = SqlPlanRepository(db)
+        self.scim = SqlScimRepository(db)
 
 
 @contextlib.contextmanager
