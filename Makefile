@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit bench-store clean
+.PHONY: demo test lint typecheck unit clean \
+	bench-store bench-domains bench-saml bench-audit bench-scim
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +31,25 @@ unit: $(VENV)/.installed
 
 test: lint typecheck unit
 
-bench-store: $(VENV)/.installed
+# Benchmarks (never part of `make test`); the anchors live in the `bench` extra.
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench-store: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_store.py
+
+bench-domains: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/bench_domains.py
+
+bench-saml: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/bench_saml.py
+
+bench-audit: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/bench_audit.py
+
+bench-scim: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/bench_scim.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
