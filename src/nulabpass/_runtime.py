@@ -282,9 +282,16 @@ class Runtime:
         ctx: RequestContext,
         body: Callable[[Recorder], T],
         failure_target: Target | None = None,
+        failure_action: str | None = None,
     ) -> T:
-        """Run ``body`` as one audited action in organization ``scope``."""
+        """Run ``body`` as one audited action in organization ``scope``.
+
+        A failure is recorded as ``failure_action`` when given (``saml.login_failed``),
+        otherwise as ``action`` with the failure outcome.
+        """
         spec(action)  # An uncatalogued action is a programming error; fail before writing.
+        if failure_action is not None:
+            spec(failure_action)
         if not isinstance(actor, Actor) or not isinstance(actor.id, str) or not actor.id:
             raise InvalidInput(
                 "actor must be a nulabpass.Actor, e.g. Actor.account(account_id).",
@@ -330,7 +337,9 @@ class Runtime:
                     uow.outbox.add(message)
         except NulabPassError as exc:
             if scope != HOST_SCOPE:
-                self._record_failure(scope, action, actor, ctx, exc, failure_target)
+                self._record_failure(
+                    scope, failure_action or action, actor, ctx, exc, failure_target
+                )
             raise
         _log.debug(
             "action %s in %s by %s:%s",
@@ -360,7 +369,9 @@ class Runtime:
             # Lock before counting: a concurrent writer of that organization must either
             # have committed (and be counted) or wait for us, or both could pass the
             # check and together leave it without break-glass access.
-            org = uow.organizations.lock(org_id)
+            # The action's own organization is locked already; use cases that change
+            # it (settings) put the new value in rec.org.
+            org = rec.org if org_id == scope and rec.org else uow.organizations.lock(org_id)
             if org is None:
                 continue
             if self._break_glass(uow, org) == 0:

@@ -50,6 +50,13 @@ __all__ = [
 _DEFAULT_CTX = RequestContext()
 
 
+class _Unset:
+    """Marks a keyword argument that was not passed."""
+
+
+_UNSET = _Unset()
+
+
 def _org(uow: UnitOfWork, org_id: str) -> Organization:
     org = uow.organizations.get(org_id)
     if org is None:
@@ -385,6 +392,7 @@ class OrgsAPI(_Base):
             updated = rec.uow.organizations.update(
                 attrs.evolve(org, name=org_name, updated_at=rec.now)
             )
+            rec.org = updated
             rec.target("organization", org_id)
             return updated
 
@@ -397,29 +405,54 @@ class OrgsAPI(_Base):
         actor: Actor,
         org_id: str,
         *,
-        break_glass_requires_admin: bool,
+        break_glass_requires_admin: bool | None = None,
+        scim_role_sync: bool | None = None,
+        scim_default_team_id: str | _Unset | None = _UNSET,
         ctx: RequestContext = _DEFAULT_CTX,
     ) -> Organization:
-        """Change settings (admins). Requiring an admin for break-glass is refused when
-        no non-managed admin exists yet."""
+        """Change settings (admins); a setting not passed keeps its value.
+
+        ``scim_role_sync`` lets SCIM provisioning sync the admin role of managed members;
+        ``scim_default_team_id`` names a team of the organization that users created
+        through SCIM join (``None`` clears it)."""
         _check_ids(org_id=org_id)
-        if not isinstance(break_glass_requires_admin, bool):
-            raise InvalidInput(
-                "break_glass_requires_admin must be true or false.",
-                code="organization.invalid_setting",
-            )
+        for name, value in (
+            ("break_glass_requires_admin", break_glass_requires_admin),
+            ("scim_role_sync", scim_role_sync),
+        ):
+            if value is not None and not isinstance(value, bool):
+                raise InvalidInput(
+                    f"{name} must be true or false.", code="organization.invalid_setting"
+                )
+        if not isinstance(scim_default_team_id, _Unset | None):
+            _check_ids(team_id=scim_default_team_id)
+        changes: dict[str, bool | str | None] = {}
+        if break_glass_requires_admin is not None:
+            changes["break_glass_requires_admin"] = break_glass_requires_admin
+        if scim_role_sync is not None:
+            changes["scim_role_sync"] = scim_role_sync
+        if not isinstance(scim_default_team_id, _Unset):
+            changes["scim_default_team_id"] = scim_default_team_id
 
         def body(rec: Recorder) -> Organization:
             org = _org(rec.uow, org_id)
             rec.require(Permission.MANAGE_ORGANIZATION)
-            settings = attrs.evolve(
-                org.settings, break_glass_requires_admin=break_glass_requires_admin
-            )
+            team_id = changes.get("scim_default_team_id")
+            if isinstance(team_id, str):
+                team = rec.uow.teams.get(team_id)
+                if team is None or team.org_id != org_id:
+                    raise NotFound(
+                        f"Organization {org.name!r} has no team {team_id!r}; pick one of its "
+                        "teams as the SCIM default team.",
+                        code="team.not_found",
+                    )
+            settings = attrs.evolve(org.settings, **changes)  # type: ignore[arg-type]
             updated = rec.uow.organizations.update(
                 attrs.evolve(org, settings=settings, updated_at=rec.now)
             )
+            rec.org = updated
             rec.target("organization", org_id)
-            rec.meta(break_glass_requires_admin=break_glass_requires_admin)
+            rec.meta(**changes)
             return updated
 
         return self._rt.run(
