@@ -104,6 +104,10 @@ def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
         yield values[start : start + _IN_CHUNK]
 
 
+#: ``INSERT ... ON CONFLICT DO NOTHING`` per (table, is PostgreSQL), built once.
+_INSERT_IGNORE: dict[tuple[str, bool], Insert] = {}
+
+
 class Db:
     """The connection of one unit of work, with driver errors translated."""
 
@@ -174,14 +178,16 @@ class Db:
         ``ON CONFLICT DO NOTHING`` covers every unique constraint of the table and,
         unlike catching the error, does not abort a PostgreSQL transaction.
         """
-        stmt: Insert
-        if self.is_postgres:
-            stmt = postgresql.insert(table).values(dict(values)).on_conflict_do_nothing()
-        else:
-            stmt = sqlite.insert(table).values(dict(values)).on_conflict_do_nothing()
-        # SQLAlchemy reads rowcount for INSERT only when asked to preserve it.
-        stmt = stmt.execution_options(preserve_rowcount=True)
-        return self.execute(stmt, resource).rowcount == 1
+        key = (table.name, self.is_postgres)
+        stmt = _INSERT_IGNORE.get(key)
+        if stmt is None:
+            base = postgresql.insert(table) if self.is_postgres else sqlite.insert(table)
+            # SQLAlchemy reads rowcount for INSERT only when asked to preserve it.
+            stmt = base.on_conflict_do_nothing().execution_options(preserve_rowcount=True)
+            _INSERT_IGNORE[key] = stmt
+        # The row travels as parameters, not in the statement: one cached statement per
+        # table, so SQLAlchemy does not derive a new cache key from every row's values.
+        return self.execute(stmt, resource, params=[dict(values)]).rowcount == 1
 
     def upsert(
         self, table: Table, values: Mapping[str, Any], keys: Sequence[str], resource: str
