@@ -8,6 +8,7 @@ from nulabpass._access import AccessAPI
 from nulabpass._domains_service import DomainsAPI
 from nulabpass._plans_service import PlansAPI
 from nulabpass._runtime import Runtime
+from nulabpass._saml_service import SamlAPI
 from nulabpass.audit._service import AuditAPI
 from nulabpass.clock import SystemClock
 from nulabpass.config import NulabPassConfig
@@ -93,3 +94,4 @@ class NulabPass:
             domain_policy or DomainPolicy(),
         )
         self.scim = ScimAPI(self._runtime, rate_limiter or MemoryRateLimiter())
+        self.saml = SamlAPI(self._runtime)

@@ -50,7 +50,8 @@ class Gate:
         or an organization could never get back under it.
         """
         state, record = self.plan(uow, org_id, now)
-        count = uow.accounts.count_managed(org_id)
+        # Without a seat count, the number of managed accounts decides nothing.
+        count = 0 if record.seats is None else uow.accounts.count_managed(org_id)
         require(
             state, capability, managed_count=count, seats=None if ignore_seats else record.seats
         )

@@ -30,6 +30,7 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
+from nulabpass._saml_model import PendingLogin, SamlConfiguration
 from nulabpass.audit._checkpoint import Checkpoint
 from nulabpass.audit._model import AuditAnchor, AuditQuery, EventRecord, PersonalDatum
 from nulabpass.domains._model import DomainChallenge, TxtLookup
@@ -70,6 +71,7 @@ __all__ = [
     "PlanRepository",
     "RateDecision",
     "RateLimiter",
+    "SamlLoginRepository",
     "SamlReplayCache",
     "ScimRepository",
     "SigningKey",
@@ -581,6 +583,33 @@ class PlanRepository(Protocol):
         ...
 
 
+class SamlLoginRepository(Protocol):
+    """Per-organization SAML sign-in state: the IdP configuration, the AuthnRequests
+    awaiting their response (by state hash, through an ``expires_at`` index) and the
+    assertions already accepted."""
+
+    def get_config(self, org_id: str) -> SamlConfiguration | None:
+        """The organization's IdP configuration, or ``None``."""
+        ...
+
+    def put_config(self, config: SamlConfiguration) -> None:
+        """Insert or replace the organization's IdP configuration."""
+        ...
+
+    def add_request(self, pending: PendingLogin) -> None:
+        """Remember an issued AuthnRequest until it expires."""
+        ...
+
+    def take_request(self, state_hash: str, now: datetime) -> PendingLogin | None:
+        """Remove and return the unexpired request of ``state_hash`` (``None`` if there
+        is none); expired requests are deleted on the way."""
+        ...
+
+    def remember(self, key: str, *, expires_at: datetime, now: datetime) -> bool:
+        """Record an accepted assertion key; ``False`` if it is recorded and unexpired."""
+        ...
+
+
 class ScimRepository(Protocol):
     """SCIM provisioning state beside accounts and teams: users' SCIM attributes,
     groups' external ids, tombstones of deleted users and bearer tokens.
@@ -598,8 +627,11 @@ class ScimRepository(Protocol):
         """Insert; raises ``Conflict`` (``scim.user_exists``) when the account has a row."""
         ...
 
-    def update_user(self, row: ScimUserRow) -> ScimUserRow:
-        """Write with a version check; return it with the next version."""
+    def update_user(self, row: ScimUserRow, *, emails_changed: bool = True) -> ScimUserRow:
+        """Write with a version check; return it with the next version.
+
+        ``emails_changed=False`` promises the stored emails equal ``row.profile.emails``,
+        so a store may skip rewriting them."""
         ...
 
     def delete_user(self, org_id: str, account_id: str) -> None:
@@ -720,6 +752,11 @@ class UnitOfWork(Protocol):
     @property
     def audit(self) -> AuditRepository:
         """The audit of this unit of work."""
+        ...
+
+    @property
+    def saml(self) -> SamlLoginRepository:
+        """SAML sign-in configuration and state of this unit of work."""
         ...
 
     @property

@@ -78,6 +78,12 @@ NOT_USE_CASES: dict[str, str] = {
     "domains.get": "read",
     "scim.tokens.list": "read",
     "domains.list": "read",
+    "saml.get_configuration": "read",
+    "saml.sp_metadata": "read",
+    "saml.home_realm": "read",
+    "saml.sp_entity_id": "derived from configuration",
+    "saml.acs_url": "derived from configuration",
+    "saml.login_url": "derived from configuration",
     "domains.check_record": "read of a DNS record, before any domain is added",
     "domains.reverify_due": "runs each due re-verification as its own audited use case",
 }
@@ -517,7 +523,55 @@ def _scim_tokens_revoke(h: Harness) -> None:
         h.np.scim.tokens.revoke(h.admin, h.org, token_id)
 
 
+def _saml_configure(h: Harness) -> None:
+    from nulabpass.saml.testing import TestIdentityProvider
+
+    with h.watch():
+        h.np.saml.configure(h.admin, h.org, metadata_xml=TestIdentityProvider().metadata())
+
+
+def _saml_idp(h: Harness, *, allow_idp_initiated: bool = False) -> object:
+    from nulabpass.saml.testing import TestIdentityProvider
+
+    idp = TestIdentityProvider()
+    h.np.saml.configure(
+        h.admin, h.org, metadata_xml=idp.metadata(), allow_idp_initiated=allow_idp_initiated
+    )
+    h.world.managed("carol")
+    return idp
+
+
+def _saml_begin_login(h: Harness) -> None:
+    _saml_idp(h)
+    with h.watch():
+        h.np.saml.begin_login(h.org)
+
+
+def _saml_complete_login(h: Harness) -> None:
+    from nulabpass.saml.testing import TestIdentityProvider
+
+    idp = _saml_idp(h, allow_idp_initiated=True)
+    assert isinstance(idp, TestIdentityProvider)
+    xml = idp.response(
+        sp_entity_id=h.np.saml.sp_entity_id(h.org),
+        acs_url=h.np.saml.acs_url(h.org),
+        name_id="carol@example.com",
+        now=h.clock.now(),
+    )
+    with h.watch():
+        h.np.saml.complete_login(h.org, TestIdentityProvider.post_value(xml))
+
+
+def _saml_recent_failures(h: Harness) -> None:
+    with h.watch():
+        h.np.saml.recent_failures(h.admin, h.org)
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "saml.configure": _saml_configure,
+    "saml.begin_login": _saml_begin_login,
+    "saml.complete_login": _saml_complete_login,
+    "saml.recent_failures": _saml_recent_failures,
     "scim.handle": _scim_handle,
     "scim.tokens.create": _scim_tokens_create,
     "scim.tokens.rotate": _scim_tokens_rotate,

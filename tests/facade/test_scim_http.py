@@ -426,3 +426,32 @@ def test_every_change_is_exactly_one_audit_event(world: World, scim: ScimHttp) -
     scim.delete(f"/Users/{uid}")
     actions = world.events()[before:]
     assert actions == ["scim.user_created", "scim.user_updated", "scim.user_deleted"]
+
+
+def test_each_user_change_is_audited_once_under_the_action_its_stored_status_decides(
+    world: World, scim: ScimHttp
+) -> None:
+    created = scim.create_user("erin").json
+    path = f"/Users/{created['id']}"
+    body = {k: v for k, v in created.items() if k not in {"id", "meta", "groups"}}
+    steps = [
+        (lambda: scim.patch(path, {"op": "replace", "path": "active", "value": "False"})),
+        (lambda: scim.patch(path, {"op": "replace", "value": {"active": False}})),
+        (lambda: scim.put(path, {**body, "active": True})),
+        (lambda: scim.put(path, {**body, "active": True, "title": "Lead"})),
+        (lambda: scim.put(path, {**body, "active": False})),
+        (lambda: scim.patch(path, {"op": "replace", "path": "active", "value": True})),
+    ]
+    for step in steps:
+        assert step().status == 200
+    user_events = [a for a in world.events() if a.startswith("scim.user_")]
+    assert user_events == [
+        "scim.user_created",
+        "scim.user_deactivated",
+        "scim.user_updated",
+        "scim.user_reactivated",
+        "scim.user_updated",
+        "scim.user_deactivated",
+        "scim.user_reactivated",
+    ]
+    assert scim.get(path).json["active"] is True

@@ -86,6 +86,17 @@ ACTIONS: dict[str, ActionSpec] = _specs(
     ("team.member_added", "team", "An account was added to a team."),
     ("team.member_removed", "team", "An account was removed from a team."),
     ("saml.configured", "saml", "SAML single sign-on was configured for the organization."),
+    (
+        "saml.login_started",
+        "saml",
+        "A sign-in through the organization's identity provider began (AuthnRequest sent).",
+    ),
+    ("saml.login_succeeded", "saml", "A managed account signed in through SAML."),
+    (
+        "saml.login_failed",
+        "saml",
+        "A SAML sign-in was refused; the metadata names the error code.",
+    ),
     ("domain.verified", "domain", "The organization verified an email domain."),
     (
         "domain.added",

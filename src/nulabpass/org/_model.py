@@ -79,9 +79,15 @@ class OrgSettings:
 
     ``break_glass_requires_admin``: when true, only an admin (not a mere plan admin)
     counts as the organization's break-glass account.
+
+    ``scim_role_sync``: when true, SCIM provisioning sets a managed member's role (admin or
+    member) from the SCIM User; it never touches plan admin or audit log admin.
+    ``scim_default_team_id``: the team that users created through SCIM join, if any.
     """
 
     break_glass_requires_admin: bool = False
+    scim_role_sync: bool = False
+    scim_default_team_id: str | None = None
 
 
 @attrs.frozen(slots=True)

@@ -54,6 +54,11 @@ class UserInput:
         """Whether the account should be active (unassigned means active)."""
         return self.profile.active is not False
 
+    @property
+    def wants_admin(self) -> bool:
+        """Whether ``userType`` asks for the admin role (used only with role sync on)."""
+        return (self.profile.user_type or "").strip().casefold() == "admin"
+
 
 @attrs.frozen(slots=True)
 class GroupInput:

@@ -15,13 +15,16 @@ Scope: only accounts managed by the token's organization are visible or changed.
 userName must be an email on a verified domain of the organization. A create for an
 email that belongs to a non-managed account starts the consent conversion and answers
 409 ``uniqueness``; a create for a managed account of the organization that SCIM has not
-seen yet adopts it. SCIM never touches roles or privileges.
+seen yet adopts it. SCIM never grants plan admin or audit log admin; it sets the admin
+role from ``userType`` only when the organization turned role sync on, and users it
+creates join the organization's default SCIM team when one is set.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -49,6 +52,7 @@ from nulabpass.org._model import (
     AccountStatus,
     ConversionRequest,
     ConversionStatus,
+    Domain,
     Membership,
     Organization,
     Role,
@@ -72,7 +76,7 @@ from nulabpass.scim._mapping import (
     render_user,
 )
 from nulabpass.scim._model import ScimGroupRow, ScimToken, ScimTombstone, ScimUserRow
-from nulabpass.scim._patch import apply_patch, parse_patch, plan_group_patch
+from nulabpass.scim._patch import PatchOperation, apply_patch, parse_patch, plan_group_patch
 from nulabpass.scim._query import ScimQuery, group_etag, user_etag, user_view
 from nulabpass.scim._schema import (
     GROUP_RESOURCE,
@@ -320,16 +324,31 @@ class ScimAPI:
         self.tokens = ScimTokensAPI(rt)
         self.max_body_bytes = max_body_bytes
         self.max_results = max_results
+        #: The unit of work of the read being answered on this thread, if any.
+        self._reading = threading.local()
 
     # -- entry point -----------------------------------------------------------------
 
     def handle(self, request: ScimRequest) -> ScimResponse:
         """Answer one SCIM request."""
+        if request.method.upper() == "GET":
+            # A read authenticates and answers in one transaction.
+            with self._rt.store.transaction() as uow:
+                token = self._token(uow, request)
+                if token is not None:
+                    self._reading.uow = uow
+                    try:
+                        return self._answer(_Auth(token.id, token.org_id), request)
+                    finally:
+                        self._reading.uow = None
         try:
             auth = self._authenticate(request)
         except ScimError as exc:
             extra = (("WWW-Authenticate", 'Bearer realm="SCIM"'),) if exc.status == 401 else ()
             return _error(exc, extra)
+        return self._answer(auth, request)
+
+    def _answer(self, auth: _Auth, request: ScimRequest) -> ScimResponse:
         try:
             if len(request.body) > self.max_body_bytes:
                 raise ScimError(
@@ -343,20 +362,25 @@ class ScimAPI:
 
     # -- authentication --------------------------------------------------------------
 
-    def _authenticate(self, request: ScimRequest) -> _Auth:
+    @staticmethod
+    def _token(uow: UnitOfWork, request: ScimRequest) -> ScimToken | None:
+        """The active token the request's bearer secret matches, or ``None``."""
         header = request.header("Authorization") or ""
         scheme, _, secret = header.strip().partition(" ")
         secret = secret.strip()
-        token: ScimToken | None = None
-        if scheme.lower() == "bearer" and secret:
-            token_id = split_token(secret)
-            if token_id is not None:
-                with self._rt.store.transaction() as uow:
-                    token = uow.scim.get_token(token_id)
-                if token is not None and not (
-                    token_matches(secret, token.secret_hash) and token.active
-                ):
-                    token = None
+        if scheme.lower() != "bearer" or not secret:
+            return None
+        token_id = split_token(secret)
+        if token_id is None:
+            return None
+        token = uow.scim.get_token(token_id)
+        if token is None or not (token_matches(secret, token.secret_hash) and token.active):
+            return None
+        return token
+
+    def _authenticate(self, request: ScimRequest) -> _Auth:
+        with self._rt.store.transaction() as uow:
+            token = self._token(uow, request)
         if token is not None:
             return _Auth(token.id, token.org_id)
         key = f"scim.auth:{request.ip or 'unknown'}"
@@ -442,7 +466,23 @@ class ScimAPI:
     def _ready(
         self, uow: UnitOfWork, org_id: str, now: Any, *, adding: int = 0, writing: bool = True
     ) -> Organization:
-        org = uow.organizations.get(org_id)
+        return self._ready_domains(uow, org_id, now, adding=adding, writing=writing)[0]
+
+    def _ready_domains(
+        self,
+        uow: UnitOfWork,
+        org_id: str,
+        now: Any,
+        *,
+        adding: int = 0,
+        writing: bool = True,
+        org: Organization | None = None,
+    ) -> tuple[Organization, list[Domain]]:
+        """Check the organization can provision now; return it and its domains.
+
+        ``org``: the organization as the running use case already locked it."""
+        if org is None or org.id != org_id:
+            org = uow.organizations.get(org_id)
         if org is None:
             raise ScimError("The token's organization no longer exists.", status=401)
         if org.saml_configured_at is None:
@@ -451,7 +491,8 @@ class ScimAPI:
                 "provisioning starts once SAML is configured.",
                 status=403,
             )
-        if not any(d.covers(d.name) for d in uow.domains.list_for_org(org_id)):
+        domains = uow.domains.list_for_org(org_id)
+        if not any(d.covers(d.name) for d in domains):
             raise ScimError(
                 f"Organization {org.name!r} has no verified email domain; verify the "
                 "domain of its users before provisioning them.",
@@ -463,12 +504,20 @@ class ScimAPI:
             # Reads need the plan's entitlement but not the seat count (a count query).
             state, _record = self._rt.gate.plan(uow, org_id, now)
             require_entitlement(state, Capability.MANAGE_ACCOUNTS, managed_count=0, seats=None)
-        return org
+        return org, domains
+
+    def _ready_rec(
+        self, rec: Recorder, auth: _Auth, *, adding: int = 0
+    ) -> tuple[Organization, list[Domain]]:
+        return self._ready_domains(rec.uow, auth.org_id, rec.now, adding=adding, org=rec.org)
 
     @staticmethod
-    def _check_domain(uow: UnitOfWork, org: Organization, email: str) -> None:
+    def _check_domain(
+        uow: UnitOfWork, org: Organization, email: str, domains: Sequence[Domain] | None = None
+    ) -> None:
         domain = domain_of(email)
-        if not any(d.covers(domain) for d in uow.domains.list_for_org(org.id)):
+        known = uow.domains.list_for_org(org.id) if domains is None else domains
+        if not any(d.covers(domain) for d in known):
             raise invalid_value(
                 f"userName {email} is not on a verified domain of organization "
                 f"{org.name!r}; verify {domain} first or use an address on a verified domain."
@@ -487,6 +536,9 @@ class ScimAPI:
         )
 
     def _read(self, fn: Callable[[UnitOfWork], T]) -> T:
+        current: UnitOfWork | None = getattr(self._reading, "uow", None)
+        if current is not None:
+            return fn(current)
         with self._rt.store.transaction() as uow:
             return fn(uow)
 
@@ -675,10 +727,10 @@ class ScimAPI:
         base: str,
         excluded: Sequence[str] = (),
     ) -> Json | None:
-        account = uow.accounts.get(account_id)
-        row = uow.scim.get_user(org_id, account_id)
-        if account is None or row is None or account.managed_by != org_id:
+        loaded = uow.scim.load_users(org_id, [account_id])
+        if not loaded:
             return None
+        account, row = loaded[0]
         skip_groups = any(x.lower() == "groups" for x in excluded)
         groups = (
             [] if skip_groups else [(t.id, t.name) for t in uow.scim.groups_of(org_id, account_id)]
@@ -780,14 +832,13 @@ class ScimAPI:
             return self._create_group(auth, req, base)
         inp = parse_user(self._body(req))
         email, display, lang, tz = self._account_fields(inp)
-        existing = self._read(lambda uow: uow.accounts.get_by_email(email))
-        if existing is not None and existing.managed_by is None:
-            return self._convert(auth, existing, req)
 
-        def body(rec: Recorder) -> str:
-            org = self._ready(rec.uow, auth.org_id, rec.now, adding=1)
-            self._check_domain(rec.uow, org, email)
+        def body(rec: Recorder) -> Json:
+            org, domains = self._ready_rec(rec, auth, adding=1)
             account = rec.uow.accounts.get_by_email(email)
+            if account is not None and account.managed_by is None:
+                raise _NeedsConversion(account)
+            self._check_domain(rec.uow, org, email, domains)
             if account is not None:
                 if account.managed_by != org.id:
                     raise ScimError(
@@ -805,6 +856,7 @@ class ScimAPI:
                 # A managed account created by an admin: provisioning adopts it.
                 account = self._write_account(rec, account, inp, email, display, lang, tz)
                 rec.meta(adopted=True)
+                adopted = True
             else:
                 account = Account(
                     id=new_id("acc"),
@@ -829,14 +881,23 @@ class ScimAPI:
                         updated_at=rec.now,
                     )
                 )
-            rec.uow.scim.add_user(ScimUserRow(org.id, account.id, inp.profile, rec.now, rec.now))
+                adopted = False
+            row = ScimUserRow(org.id, account.id, inp.profile, rec.now, rec.now)
+            rec.uow.scim.add_user(row)
+            joined = self._join_default_team(rec, org, account.id)
+            self._sync_role(rec, org, account.id, inp)
             rec.target_account(account)
             rec.meta(active=inp.active)
-            return account.id
+            if adopted:
+                groups = [(t.id, t.name) for t in rec.uow.scim.groups_of(org.id, account.id)]
+            else:
+                groups = [(joined.id, joined.name)] if joined is not None else []
+            return render_user(user_view(account, row), row.profile, base, groups)
 
-        account_id = self._run(auth, "scim.user_created", req, body)
-        doc = self._read(lambda uow: self._user_doc(uow, auth.org_id, account_id, base))
-        assert doc is not None  # noqa: S101 - just created in a committed transaction
+        try:
+            doc = self._run(auth, "scim.user_created", req, body)
+        except _NeedsConversion as needed:
+            return self._convert(auth, needed.account, req)
         return self._single(201, doc, USER_RESOURCE, req)
 
     def _convert(self, auth: _Auth, account: Account, req: ScimRequest) -> ScimResponse:
@@ -935,14 +996,38 @@ class ScimAPI:
             )
         return updated
 
-    def _user_action(self, auth: _Auth, ident: str, new_active: bool) -> str:
-        def read(uow: UnitOfWork) -> Account | None:
-            return uow.accounts.get(ident)
+    @staticmethod
+    def _join_default_team(rec: Recorder, org: Organization, account_id: str) -> Team | None:
+        """Add the account to the organization's default SCIM team; return the team."""
+        team_id = org.settings.scim_default_team_id
+        if team_id is None:
+            return None
+        team = rec.uow.teams.get(team_id)
+        if team is None or team.org_id != org.id:
+            return None
+        if not rec.uow.teams.is_member(team_id, account_id):
+            rec.uow.teams.add_member(TeamMember(team_id, account_id, rec.now))
+            rec.meta(default_team=team_id)
+        return team
 
-        current = self._read(read)
-        if current is None:
-            return "scim.user_updated"
-        was_active = current.status is not AccountStatus.DEACTIVATED
+    @staticmethod
+    def _sync_role(rec: Recorder, org: Organization, account_id: str, inp: UserInput) -> None:
+        """With role sync on, ``userType`` "admin" makes the member an admin and any other
+        value (or none) a member. Plan admin and audit log admin are never touched."""
+        if not org.settings.scim_role_sync:
+            return
+        membership = rec.uow.memberships.get(org.id, account_id)
+        if membership is None:
+            return
+        wanted = Role.ADMIN if inp.wants_admin else Role.MEMBER
+        if membership.role is wanted:
+            return
+        rec.uow.memberships.update(attrs.evolve(membership, role=wanted, updated_at=rec.now))
+        rec.meta(role_before=membership.role.value, role_after=wanted.value)
+
+    @staticmethod
+    def _user_action(account: Account, new_active: bool) -> str:
+        was_active = account.status is not AccountStatus.DEACTIVATED
         if was_active and not new_active:
             return "scim.user_deactivated"
         if new_active and not was_active:
@@ -974,29 +1059,45 @@ class ScimAPI:
         req: ScimRequest,
         base: str,
         make: Callable[[Json], UserInput],
-        preview: UserInput | None,
+        active_hint: bool | None,
     ) -> ScimResponse:
-        action = self._user_action(auth, ident, preview.active if preview else True)
+        """Replace or patch a User in one transaction.
 
-        def body(rec: Recorder) -> None:
-            org, account, row = self._load_user(rec, auth, ident)
+        The audit action depends on the stored status (deactivated, reactivated or
+        updated), known only inside the transaction: it is guessed from the request and,
+        when the guess is wrong, the transaction is rolled back and run once more."""
+        action = "scim.user_deactivated" if active_hint is False else "scim.user_updated"
+
+        def body(rec: Recorder) -> Json:
+            org, domains = self._ready_rec(rec, auth)
+            loaded = rec.uow.scim.load_users(auth.org_id, [ident])
+            if not loaded:
+                raise _not_found(USER_RESOURCE, ident)
+            account, row = loaded[0]
             self._check_if_match(req, user_etag(account, row))
-            current = render_user(user_view(account, row), row.profile, base)
-            inp = make(current)
+            inp = make(render_user(user_view(account, row), row.profile, base))
+            wanted = self._user_action(account, inp.active)
+            if wanted != action:
+                raise _OtherAction(wanted)
             email, display, lang, tz = self._account_fields(inp)
-            self._check_domain(rec.uow, org, email)
+            self._check_domain(rec.uow, org, email, domains)
             updated = self._write_account(rec, account, inp, email, display, lang, tz)
+            self._sync_role(rec, org, account.id, inp)
             if inp.profile != row.profile or updated.version != account.version:
-                rec.uow.scim.update_user(
-                    attrs.evolve(row, profile=inp.profile, updated_at=rec.now)
+                row = rec.uow.scim.update_user(
+                    attrs.evolve(row, profile=inp.profile, updated_at=rec.now),
+                    emails_changed=inp.profile.emails != row.profile.emails,
                 )
             rec.target_account(updated)
             rec.meta(active=inp.active)
+            groups = [(t.id, t.name) for t in rec.uow.scim.groups_of(auth.org_id, ident)]
+            return render_user(user_view(updated, row), row.profile, base, groups)
 
-        self._run(auth, action, req, body)
-        doc = self._read(lambda uow: self._user_doc(uow, auth.org_id, ident, base))
-        if doc is None:
-            raise _not_found(USER_RESOURCE, ident)
+        try:
+            doc = self._run(auth, action, req, body)
+        except _OtherAction as other:
+            action = other.action
+            doc = self._run(auth, action, req, body)
         return self._single(200, doc, USER_RESOURCE, req)
 
     def _replace(
@@ -1005,7 +1106,7 @@ class ScimAPI:
         if resource is GROUP_RESOURCE:
             return self._replace_group(auth, ident, req, base)
         inp = parse_user(self._body(req))
-        return self._update_user(auth, ident, req, base, lambda _current: inp, inp)
+        return self._update_user(auth, ident, req, base, lambda _current: inp, inp.active)
 
     def _patch(
         self, auth: _Auth, resource: ResourceSchema, ident: str, req: ScimRequest, base: str
@@ -1017,14 +1118,7 @@ class ScimAPI:
         def make(current: Json) -> UserInput:
             return parse_user(apply_patch(current, ops, USER_RESOURCE))
 
-        def preview_read(uow: UnitOfWork) -> UserInput | None:
-            doc = self._user_doc(uow, auth.org_id, ident, base, ("groups",))
-            return None if doc is None else make(doc)
-
-        preview = self._read(preview_read)
-        if preview is None:
-            raise _not_found(USER_RESOURCE, ident)
-        return self._update_user(auth, ident, req, base, make, preview)
+        return self._update_user(auth, ident, req, base, make, _active_hint(ops))
 
     def _delete(
         self, auth: _Auth, resource: ResourceSchema, ident: str, req: ScimRequest
@@ -1202,6 +1296,44 @@ class ScimAPI:
         return self._rt.run(
             scope=auth.org_id, action=action, actor=auth.actor, ctx=self._ctx(req), body=body
         )
+
+
+class _NeedsConversion(Exception):
+    """Rolls back a create whose email belongs to a non-managed account."""
+
+    def __init__(self, account: Account) -> None:
+        super().__init__(account.id)
+        self.account = account
+
+
+class _OtherAction(Exception):
+    """Rolls back an update whose audit action was guessed wrong; carries the right one."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__(action)
+        self.action = action
+
+
+def _active_hint(ops: Sequence[PatchOperation]) -> bool | None:
+    """The ``active`` value a PATCH sets plainly (path ``active`` or a path-less value
+    holding it), or ``None``; only a guess of the audit action depends on it."""
+    hint: bool | None = None
+    for op in ops:
+        if op.op == "remove":
+            continue
+        if op.path is None and isinstance(op.value, dict):
+            value = next((v for k, v in op.value.items() if str(k).lower() == "active"), None)
+        elif op.path is not None and op.path.filter is None and op.path.path.urn is None:
+            if op.path.path.attr.lower() != "active" or op.path.path.sub is not None:
+                continue
+            value = op.value
+        else:
+            continue
+        if isinstance(value, bool):
+            hint = value
+        elif isinstance(value, str) and value.strip().lower() in {"true", "false"}:
+            hint = value.strip().lower() == "true"
+    return hint
 
 
 def _list_doc(resources: list[Json], total: int, start: int) -> Json:

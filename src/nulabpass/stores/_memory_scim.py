@@ -80,7 +80,8 @@ class MemoryScimRepository:
         self._tx.put(self._x.users, key, row)
         self._tx.index_add(self._x.users_by_org, row.org_id, row.account_id)
 
-    def update_user(self, row: ScimUserRow) -> ScimUserRow:
+    def update_user(self, row: ScimUserRow, *, emails_changed: bool = True) -> ScimUserRow:
+        del emails_changed  # the profile, emails included, is stored as one value
         key = (row.org_id, row.account_id)
         current = self._x.users.get(key)
         if current is None:

@@ -47,6 +47,7 @@ from nulabpass.outbox._model import OutboxMessage
 from nulabpass.ports import BILLING_APPLIED, FailureCounter, StoredPlan
 from nulabpass.stores._memory_audit import MemoryAuditLedger
 from nulabpass.stores._memory_domains import MemoryDomainChallenges
+from nulabpass.stores._memory_saml import MemorySamlLoginRepository, SamlState
 from nulabpass.stores._memory_scim import MemoryScimRepository, ScimState
 
 __all__ = ["MemoryStore"]
@@ -98,6 +99,7 @@ class _State:
         self.last_billing: dict[str, datetime] = {}
         self.withdrawn: dict[str, dict[str, datetime]] = {}
         self.scim = ScimState()
+        self.saml = SamlState()
 
 
 class _Tx:
@@ -702,6 +704,7 @@ class _UnitOfWork:
         self.outbox = _Outbox(tx)
         self.plans = _Plans(tx)
         self.scim = MemoryScimRepository(tx)
+        self.saml = MemorySamlLoginRepository(tx)
 
 
 class MemoryStore:

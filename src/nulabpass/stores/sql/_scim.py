@@ -58,12 +58,17 @@ __all__ = ["SqlScimRepository"]
 u = s.scim_users
 a = s.accounts
 e = s.scim_emails
+#: The SCIM user columns labelled apart from the account columns they are joined with.
+_USER_LABELLED = tuple(c.label(f"scim_{c.name}") for c in u.columns)
 t = s.teams
 g = s.scim_groups
 tm = s.team_members
 
 #: Below this many matches, an unsorted page is ordered in Python (see query_users).
 _SMALL = 1000
+#: Unsorted queries first fetch up to this many ids (plus one) without counting: when
+#: fewer match (``userName eq``, ``externalId eq``), that one query gives page and total.
+_PROBE = 50
 
 _PROFILE_COLUMNS = [f.name for f in attrs.fields(ScimProfile) if f.name not in {"emails"}]
 
@@ -259,10 +264,12 @@ class SqlScimRepository:
             for r in rows
         )
 
-    def _write_emails(self, row: ScimUserRow) -> None:
-        self._db.execute(
-            delete(e).where(e.c.org_id == row.org_id, e.c.account_id == row.account_id), "scim"
-        )
+    def _write_emails(self, row: ScimUserRow, *, fresh: bool = False) -> None:
+        if not fresh:
+            self._db.execute(
+                delete(e).where(e.c.org_id == row.org_id, e.c.account_id == row.account_id),
+                "scim",
+            )
         if row.profile.emails:
             self._db.execute(
                 insert(e),
@@ -314,9 +321,10 @@ class SqlScimRepository:
     def add_user(self, row: ScimUserRow) -> None:
         if not self._db.insert_ignore(u, self._values(row), "scim"):
             raise Conflict("The account already has SCIM attributes.", code="scim.user_exists")
-        self._write_emails(row)
+        # Emails belong to their user row (deleted with it), so a new row has none yet.
+        self._write_emails(row, fresh=True)
 
-    def update_user(self, row: ScimUserRow) -> ScimUserRow:
+    def update_user(self, row: ScimUserRow, *, emails_changed: bool = True) -> ScimUserRow:
         values = self._values(row)
         changes = {k: v for k, v in values.items() if k not in {"org_id", "account_id"}}
         changes["version"] = row.version + 1
@@ -337,7 +345,8 @@ class SqlScimRepository:
             raise StaleWrite(
                 f"The user {row.account_id} was changed by another request; reload it."
             )
-        self._write_emails(row)
+        if emails_changed:
+            self._write_emails(row)
         return attrs.evolve(row, version=row.version + 1)
 
     def delete_user(self, org_id: str, account_id: str) -> None:
@@ -366,10 +375,18 @@ class SqlScimRepository:
         if query.filter is not None:
             where.append(compiler.compile(query.filter))
         joined = u.join(a, a.c.id == u.c.account_id)
+        start = max(query.start_index, 1) - 1
+        if query.sort_by is None and query.count > 0:
+            probe = self._db.all(
+                select(u.c.account_id).select_from(joined).where(*where).limit(_PROBE + 1),
+                "scim",
+            )
+            if len(probe) <= _PROBE:
+                ids = sorted(r._mapping["account_id"] for r in probe)
+                return ScimPage(len(ids), tuple(ids[start : start + query.count]))
         total = self._db.scalar_int(select(func.count()).select_from(joined).where(*where), "scim")
         if query.count <= 0 or total == 0:
             return ScimPage(total, ())
-        start = max(query.start_index, 1) - 1
         if query.sort_by is None and total <= _SMALL:
             # Few matches (userName eq, externalId eq): fetch them with the plan the
             # count used and order them here, rather than let the planner pick a scan
@@ -400,13 +417,14 @@ class SqlScimRepository:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             for r in self._db.all(
-                select(a).where(a.c.id.in_(chunk), a.c.managed_by == org_id), "scim"
+                select(a, *_USER_LABELLED)
+                .select_from(a.join(u, u.c.account_id == a.c.id))
+                .where(a.c.id.in_(chunk), a.c.managed_by == org_id, u.c.org_id == org_id),
+                "scim",
             ):
-                accounts[r._mapping["id"]] = _account(r)
-            for r in self._db.all(
-                select(u).where(u.c.org_id == org_id, u.c.account_id.in_(chunk)), "scim"
-            ):
-                rows[r._mapping["account_id"]] = dict(r._mapping)
+                m = r._mapping
+                accounts[m["id"]] = _account(r)
+                rows[m["id"]] = {c.name: m[f"scim_{c.name}"] for c in u.columns}
             for r in self._db.all(
                 select(e)
                 .where(e.c.org_id == org_id, e.c.account_id.in_(chunk))

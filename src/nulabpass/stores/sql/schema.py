@@ -66,7 +66,9 @@ __all__ = [
     "plan_notices",
     "plans",
     "rate_limit_buckets",
+    "saml_configs",
     "saml_replay",
+    "saml_requests",
     "team_members",
     "teams",
     "withdrawn_privileges",
@@ -511,6 +513,38 @@ saml_replay = Table(
     _timestamp("expires_at"),
     PrimaryKeyConstraint("key"),
     Index("ix_nulabpass_saml_replay_expires_at", "expires_at"),
+)
+
+# SAML sign-in (migration 0006_saml_login): each organization's IdP configuration
+# (certificates as a JSON list of base64 DER) and the AuthnRequests awaiting a response,
+# keyed by a SHA-256 of the browser's state value and purged through ``expires_at``.
+saml_configs = Table(
+    "nulabpass_saml_configs",
+    metadata,
+    Column("org_id", String(), ForeignKey(organizations.c.id), nullable=False),
+    Column("idp_entity_id", String(), nullable=False),
+    Column("signing_certificates", JSON(), nullable=False),
+    Column("sso_redirect_url", String(), nullable=True),
+    Column("sso_post_url", String(), nullable=True),
+    Column("want_authn_requests_signed", Boolean(), nullable=False),
+    Column("allow_idp_initiated", Boolean(), nullable=False),
+    _timestamp("configured_at"),
+    _timestamp("updated_at"),
+    _version(),
+    PrimaryKeyConstraint("org_id"),
+)
+
+saml_requests = Table(
+    "nulabpass_saml_requests",
+    metadata,
+    Column("state_hash", String(), nullable=False),
+    Column("org_id", String(), ForeignKey(organizations.c.id), nullable=False),
+    Column("request_id", String(), nullable=False),
+    Column("relay_state", String(), nullable=True),
+    _timestamp("expires_at"),
+    PrimaryKeyConstraint("state_hash"),
+    Index("ix_nulabpass_saml_requests_expires_at", "expires_at"),
+    Index("ix_nulabpass_saml_requests_org_id", "org_id"),
 )
 
 # SCIM provisioning (migration 0005_scim). Rows name accounts and teams without foreign

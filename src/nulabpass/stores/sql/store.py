@@ -74,6 +74,7 @@ from nulabpass.stores.sql._repositories import (
     SqlTeamRepository,
 )
 from nulabpass.stores.sql._saml import SqlSamlReplayRows
+from nulabpass.stores.sql._saml_login import SqlSamlLoginRepository
 from nulabpass.stores.sql._scim import SqlScimRepository
 from nulabpass.stores.sql.schema import VERSION_TABLE
 
@@ -162,6 +163,7 @@ class SqlUnitOfWork:
     outbox: OutboxRepository
     plans: PlanRepository
     scim: ScimRepository
+    saml: SqlSamlLoginRepository
 
     def __init__(self, db: Db) -> None:
         self.organizations = SqlOrganizationRepository(db)
@@ -179,6 +181,7 @@ class SqlUnitOfWork:
         self.outbox = SqlOutboxRepository(db)
         self.plans = SqlPlanRepository(db)
         self.scim = SqlScimRepository(db)
+        self.saml = SqlSamlLoginRepository(db)
 
 
 @contextlib.contextmanager
