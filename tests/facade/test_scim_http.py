@@ -3,11 +3,14 @@ rules, resources, filters, PATCH forms, ETags and errors (RFC 7644)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from nulabpass import Actor, NulabPass
 from nulabpass.org._model import AccountStatus, Role
-from nulabpass.testing import RecordingMailer
+from nulabpass.scim._service import ScimRequest
+from nulabpass.testing import RecordingMailer, scim_ready_org
 from nulabpass.web import ScimTestClient as ScimHttp
 
 from .conftest import World
@@ -455,3 +458,35 @@ def test_each_user_change_is_audited_once_under_the_action_its_stored_status_dec
         "scim.user_reactivated",
     ]
     assert scim.get(path).json["active"] is True
+
+
+def test_an_account_deleted_or_released_by_an_admin_leaves_no_scim_attributes(
+    np: NulabPass,
+) -> None:
+    """Provisioned names and emails go with the account, whoever removes it."""
+    org, token = scim_ready_org(np)
+    admin = next(m for m in np.members.list(Actor.system(), org.id))
+    created = []
+    for name in ("zoe", "yan"):
+        reply = np.scim.handle(
+            ScimRequest(
+                method="POST",
+                path="/Users",
+                headers={"Authorization": f"Bearer {token}"},
+                body=json.dumps(
+                    {
+                        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                        "userName": f"{name}@example.com",
+                        "name": {"givenName": name.title(), "familyName": "Doe"},
+                    }
+                ).encode(),
+            )
+        )
+        assert reply.status == 201
+        created.append(json.loads(reply.body)["id"])
+    actor = Actor.account(admin.account_id)
+    np.members.delete(actor, org.id, created[0])
+    np.members.release(actor, org.id, created[1])
+    with np.store.transaction() as uow:
+        assert uow.scim.get_user(org.id, created[0]) is None
+        assert uow.scim.get_user(org.id, created[1]) is None

@@ -850,6 +850,8 @@ class MembersAPI(_Base):
             _drop_membership(rec.uow, org_id, account_id)
             rec.uow.invitations.delete_for_account(account_id)
             rec.uow.conversions.delete_for_account(account_id)
+            # Provisioned attributes (names, emails) go with the account, whoever deletes it.
+            rec.uow.scim.delete_user(org_id, account_id)
             rec.uow.accounts.delete(account_id)
             rec.emit("account.deleted", account_id, account_id=account_id)
 
@@ -894,6 +896,8 @@ def release_account(rec: Recorder, org: Organization, account: Account) -> Accou
     """Turn a managed account into a non-managed one, email its owner and tell the host
     to end its SSO sessions. Shared by admins' release and the end of a plan."""
     updated = rec.uow.accounts.update(attrs.evolve(account, managed_by=None, updated_at=rec.now))
+    # A released account is out of SCIM's reach; its provisioned attributes go.
+    rec.uow.scim.delete_user(org.id, account.id)
     rec.email(
         "account_released",
         updated,
@@ -1018,6 +1022,8 @@ class InvitationsAPI(_Base):
             _drop_membership(rec.uow, org_id, account_id)
             rec.uow.invitations.delete_for_account(account_id)
             rec.uow.conversions.delete_for_account(account_id)
+            # Provisioned attributes (names, emails) go with the account, whoever deletes it.
+            rec.uow.scim.delete_user(org_id, account_id)
             rec.uow.accounts.delete(account_id)
 
         self._rt.run(
@@ -1341,6 +1347,7 @@ class TeamsAPI(_Base):
         def body(rec: Recorder) -> None:
             self._authorize(rec, Permission.MANAGE_TEAMS)
             team = _team(rec.uow, org_id, team_id)
+            rec.uow.scim.delete_group(team_id)
             rec.uow.teams.delete(team_id)
             rec.target("team", team_id)
             rec.meta(name=team.name)
