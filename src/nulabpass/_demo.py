@@ -1,9 +1,9 @@
 """``nulabpass demo``: the product guide, walked step by step on the embedded store.
 
 Every step calls the public API exactly as a host application would and prints what an
-IT admin would see. Features that are not part of this release (SAML sign-in, DNS
-domain verification) are not simulated: the walk-through records their outcome through
-the documented test helpers and says so.
+IT admin would see. Two outside parties are stood in for, and the output says so: the
+customer's DNS (an in-process resolver holding the published record) and the
+customer's identity provider (a test IdP that signs real SAML responses).
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from pydantic import SecretStr
 from nulabpass._context import Actor, RequestContext
 from nulabpass._facade import NulabPass
 from nulabpass.config import NulabPassConfig
+from nulabpass.domains import StaticTxtResolver
 from nulabpass.errors import NulabPassError
 from nulabpass.mail import RecordingMailer
-from nulabpass.testing._helpers import mark_domain_verified, mark_saml_configured
+from nulabpass.saml.testing import TestIdentityProvider
 
 __all__ = ["run_demo"]
 
@@ -56,6 +57,7 @@ def run_demo(db_url: str | None, *, language: str = "en", out: TextIO) -> int:
     try:
         store.upgrade()
         mailer = RecordingMailer()
+        dns = StaticTxtResolver()
         np = NulabPass(
             store,
             config=NulabPassConfig(
@@ -64,15 +66,23 @@ def run_demo(db_url: str | None, *, language: str = "en", out: TextIO) -> int:
                 products=("tracker", "diagrams"),
             ),
             mailer=mailer,
+            resolver=dns,
         )
-        _walk(np, mailer, p, language)
+        _walk(np, mailer, dns, TestIdentityProvider(), p, language)
     finally:
         store.dispose()
     out.write(f"\nDone. The demo database is {db_url}\n")
     return 0
 
 
-def _walk(np: NulabPass, mailer: RecordingMailer, p: _Printer, language: str) -> None:
+def _walk(
+    np: NulabPass,
+    mailer: RecordingMailer,
+    dns: StaticTxtResolver,
+    idp: TestIdentityProvider,
+    p: _Printer,
+    language: str,
+) -> None:
     ctx = RequestContext(ip="198.51.100.20", user_agent="demo-browser/1.0", product="tracker")
 
     p.title("An IT admin signs up with a regular (non-managed) account")
@@ -95,13 +105,24 @@ def _walk(np: NulabPass, mailer: RecordingMailer, p: _Printer, language: str) ->
     p.line(f"plan state: {status.state.value}; trial ends {trial_ends_at:%Y-%m-%d %H:%M} UTC")
     p.line("entitled to: " + ", ".join(sorted(c.value for c in status.capabilities)))
 
-    p.title("SAML SSO and the email domain (features of later releases)")
-    p.line("SAML configuration and DNS domain verification are not in this release.")
-    p.line("The walk-through records their outcome with nulabpass.testing helpers,")
-    p.line("exactly as the test suite does; both are audited as such.")
-    mark_saml_configured(np, org.id)
-    mark_domain_verified(np, org.id, "acme.example")
-    p.line("recorded: SAML configured; acme.example verified")
+    p.title("She verifies the company's email domain")
+    view = np.domains.add(admin, org.id, "acme.example", ctx=ctx)
+    p.line(f"publish a TXT record at {view.record_name}")
+    p.line(f"  with the value {view.record_value}")
+    if view.record_value is not None:
+        dns.publish(view.record_name, view.record_value)
+    p.line("(this walk-through's DNS is an in-process StaticTxtResolver holding the record;")
+    p.line(" in production nulabpass asks real name servers through dnspython)")
+    check = np.domains.verify(admin, org.id, "acme.example", ctx=ctx)
+    p.line(f"check: {check.result.verdict}; domain status: {check.domain.status.value}")
+
+    p.title("She configures SAML single sign-on with the IdP's metadata")
+    p.line("(the IdP here is nulabpass.saml.testing.TestIdentityProvider, standing in for")
+    p.line(" Okta or Entra ID: it signs real SAML responses with its own key)")
+    saml = np.saml.configure(admin, org.id, metadata_xml=idp.metadata(), ctx=ctx)
+    p.line(f"IdP entity id: {saml.idp_entity_id}")
+    p.line(f"our entity id: {np.saml.sp_entity_id(org.id)}")
+    p.line(f"our ACS URL:   {np.saml.acs_url(org.id)}")
 
     p.title("She creates a team")
     team = np.teams.create(admin, org.id, "Engineering", ctx=ctx)
@@ -129,9 +150,26 @@ def _walk(np: NulabPass, mailer: RecordingMailer, p: _Printer, language: str) ->
 
     p.title("Carol opens the link and accepts")
     token = mailer.tokens_for("carol@acme.example")[-1]
-    carol = np.invitations.accept(token, ctx=RequestContext(ip="203.0.113.5", product="tracker"))
+    carol_ctx = RequestContext(ip="203.0.113.5", product="tracker")
+    carol = np.invitations.accept(token, ctx=carol_ctx)
     decision = np.access.check(carol.id)
     p.line(f"status={carol.status.value}; access check: {decision.code}")
+
+    p.title("Carol signs in through SAML (SP-initiated)")
+    redirect = np.saml.begin_login(org.id, relay_state="/projects", ctx=carol_ctx)
+    p.line(f"redirect to the IdP: {redirect.url[:72]}...")
+    xml = idp.response(
+        sp_entity_id=np.saml.sp_entity_id(org.id),
+        acs_url=np.saml.acs_url(org.id),
+        name_id="carol@acme.example",
+        now=np.clock.now(),
+        in_response_to=redirect.request_id,
+    )
+    login = np.saml.complete_login(
+        org.id, TestIdentityProvider.post_value(xml), state=redirect.state, ctx=carol_ctx
+    )
+    p.line(f"signed in: account {login.account_id} as {login.name_id}")
+    p.line(f"back to {login.relay_state}; IdP session {login.session_index}")
 
     p.title("The break-glass rule protects the organization")
     p.line("Aiko tries to leave the organization while she is its only non-managed admin:")
@@ -169,7 +207,7 @@ def _walk(np: NulabPass, mailer: RecordingMailer, p: _Printer, language: str) ->
     page = np.audit.query(admin, org.id, newest_first=False, limit=50, ctx=ctx)
     p.line(f"{'#':>3}  {'when (UTC)':<19}  {'action':<37} {'outcome':<8} {'by':<14} target")
     for entry in page.entries:
-        by = entry.actor.name or entry.actor.display or entry.actor.type
+        by = (entry.actor.name or entry.actor.display or entry.actor.type)[:14]
         target = ", ".join(t.email or t.id for t in entry.targets) or "-"
         p.line(
             f"{entry.seq:>3}  {entry.occurred_at:%Y-%m-%d %H:%M:%S}  {entry.action:<37} "
