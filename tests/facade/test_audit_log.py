@@ -224,3 +224,29 @@ def test_verify_detects_edited_personal_data(world: World, np: NulabPass) -> Non
         1,
         "audit.personal_data_mismatch",
     )
+
+
+def test_query_by_ip_address_finds_that_requests_events_until_the_person_is_erased(
+    world: World,
+) -> None:
+    np = world.np
+    np.teams.create(world.admin, world.org.id, "Ops", ctx=RequestContext(ip="198.51.100.7"))
+    np.teams.create(world.admin, world.org.id, "Sales", ctx=RequestContext(ip="203.0.113.9"))
+    page = np.audit.query(world.admin, world.org.id, ip="198.51.100.7")
+    assert [e.action for e in page.entries] == ["team.created"]
+    assert page.entries[0].ip == "198.51.100.7"
+    assert np.audit.query(world.admin, world.org.id, ip="192.0.2.1").entries == ()
+    # The read that used the filter records its name, never the address.
+    with np.store.transaction() as uow:
+        read = next(
+            e
+            for e in reversed(list(uow.audit.iter_chain(world.org.id)))
+            if e.action == "audit.read"
+        )
+    assert read.metadata["filters"] == "ip"
+    assert "198.51.100.7" not in str(read.metadata)
+    np.audit.erase_person(Actor.system(), world.founder.id)
+    assert np.audit.query(world.admin, world.org.id, ip="198.51.100.7").entries == ()
+    with pytest.raises(InvalidInput) as err:
+        np.audit.query(world.admin, world.org.id, ip="")
+    assert err.value.code == "audit.invalid_ip"

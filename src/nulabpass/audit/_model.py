@@ -95,7 +95,9 @@ class AuditQuery:
 
     Semantics every store implements alike: ``since <= occurred_at < until``;
     ``actions`` matches any of its names (empty: all); ``actor_id`` equals the event's
-    actor id; ``target_id`` equals the id of any of the event's targets; ``after_seq`` is
+    actor id; ``target_id`` equals the id of any of the event's targets; ``ip`` equals
+    the IP address recorded with the request (an erased address matches nothing);
+    ``after_seq`` is
     the keyset cursor: only events with ``seq > after_seq`` (``seq < after_seq`` when
     ``newest_first``). Results are ordered by ``seq`` (descending when ``newest_first``).
     """
@@ -107,6 +109,7 @@ class AuditQuery:
     actor_id: str | None = None
     target_id: str | None = None
     outcome: Outcome | None = None
+    ip: str | None = None
     after_seq: int | None = None
     newest_first: bool = True
     limit: int = 100

@@ -177,6 +177,7 @@ class AuditAPI:
         actor_id: str | None = None,
         target_id: str | None = None,
         outcome: Outcome | None = None,
+        ip: str | None = None,
         newest_first: bool = True,
         cursor: str | None = None,
         limit: int = 100,
@@ -186,9 +187,9 @@ class AuditAPI:
 
         Filters combine with AND: ``since <= occurred_at < until``, any of ``actions``,
         the ``category`` (any of its actions), the acting id, any target's id, the
-        outcome. Pages are keyset-paged by sequence, so appends while paging neither skip
-        nor repeat entries. The read is itself
-        recorded (``audit.read``).
+        outcome, the request's IP address (exactly as recorded). Pages are keyset-paged
+        by sequence, so appends while paging neither skip nor repeat entries. The read
+        is itself recorded (``audit.read``).
         """
         for name, value in (("since", since), ("until", until)):
             if value is not None and (
@@ -211,6 +212,10 @@ class AuditAPI:
                 f"outcome must be 'success' or 'failure', not {outcome!r}.",
                 code="audit.invalid_outcome",
             ) from None
+        if ip is not None and (not isinstance(ip, str) or not ip or len(ip) > 64):
+            raise InvalidInput(
+                "ip must be an IP address as recorded with requests.", code="audit.invalid_ip"
+            )
         if not all(isinstance(a, str) for a in actions):
             raise InvalidInput("actions must be action names.", code="audit.invalid_action")
         if category is not None:
@@ -230,6 +235,7 @@ class AuditAPI:
             actor_id=actor_id,
             target_id=target_id,
             outcome=wanted,
+            ip=ip,
             after_seq=after,
             newest_first=newest_first,
             limit=limit + 1,
@@ -259,6 +265,8 @@ class AuditAPI:
                         ("actor", actor_id),
                         ("target", target_id),
                         ("outcome", outcome),
+                        # Only the filter's name: the address itself is personal data.
+                        ("ip", ip),
                     )
                     if value
                 ),

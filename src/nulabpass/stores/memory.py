@@ -535,6 +535,11 @@ class _Audit:
                 continue
             if query.target_id is not None and all(t.id != query.target_id for t in e.targets):
                 continue
+            if query.ip is not None and not any(
+                d.slot == "context.ip" and d.value == query.ip
+                for d in self._s.personal.get(e.id, ())
+            ):
+                continue
             out.append(e)
             if len(out) >= query.limit:
                 break

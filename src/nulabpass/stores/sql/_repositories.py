@@ -1054,6 +1054,16 @@ class SqlAuditRepository:
                     self._tg.c.target_id == query.target_id,
                 )
             )
+        if query.ip is not None:
+            # The address is personal data, kept beside the event under its commitment;
+            # the primary key (event_id, slot) makes this a point lookup per event.
+            conditions.append(
+                exists().where(
+                    self._p.c.event_id == e.c.id,
+                    self._p.c.slot == "context.ip",
+                    self._p.c.value == query.ip,
+                )
+            )
         if query.after_seq is not None:
             conditions.append(
                 e.c.seq < query.after_seq if query.newest_first else e.c.seq > query.after_seq
