@@ -319,8 +319,8 @@ class Runtime:
                     metadata,
                     actor_account=rec._actor_account,
                 )
+                # Every organization of a side event was locked by the break-glass check.
                 for extra in side:
-                    uow.organizations.lock(extra.scope)
                     self._append(
                         uow,
                         now,

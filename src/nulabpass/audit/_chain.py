@@ -25,12 +25,11 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 import attrs
 
-from nulabpass.audit._model import GENESIS_HASH, EventRecord, PersonalDatum
+from nulabpass.audit._model import EventRecord, PersonalDatum
 
 __all__ = [
     "ChainVerification",
@@ -40,7 +39,6 @@ __all__ = [
     "event_hash",
     "format_time",
     "new_salt",
-    "verify_events",
 ]
 
 _EVENT_TAG = b"nulabpass.audit.event.v1\n"
@@ -131,50 +129,6 @@ class ChainVerification:
     checkpoint_size: int | None = None
     #: Whether checkpoint signatures were checked (public keys were available).
     signatures_checked: bool = False
-
-
-def verify_events(
-    scope: str,
-    events: Iterable[EventRecord],
-    personal: Mapping[str, tuple[PersonalDatum, ...]] | None = None,
-) -> ChainVerification:
-    """Verify a chain given its events in ``seq`` order and their personal data.
-
-    ``personal`` maps event ids to their personal data (missing: none recorded).
-    ``events`` may be a stream: only the previous event's hash is kept.
-    """
-    data = personal or {}
-    expected_prev = GENESIS_HASH
-    expected_seq = 1
-    count = 0
-    last_hash = GENESIS_HASH
-    for event in events:
-        broken = _check_one(event, expected_seq, expected_prev, data.get(event.id, ()))
-        if broken is not None:
-            problem, message = broken
-            return ChainVerification(
-                scope=scope,
-                ok=False,
-                events_checked=count,
-                head_seq=expected_seq - 1,
-                head_hash=last_hash,
-                first_broken_seq=event.seq,
-                first_broken_id=event.id,
-                problem=problem,
-                message=message,
-            )
-        count += 1
-        expected_seq = event.seq + 1
-        expected_prev = event.hash
-        last_hash = event.hash
-    return ChainVerification(
-        scope=scope,
-        ok=True,
-        events_checked=count,
-        head_seq=expected_seq - 1,
-        head_hash=last_hash,
-        message=f"{count} events verified.",
-    )
 
 
 def check_event(
