@@ -94,4 +94,4 @@ class NulabPass:
             domain_policy or DomainPolicy(),
         )
         self.scim = ScimAPI(self._runtime, rate_limiter or MemoryRateLimiter())
-        self.saml = SamlAPI(self._runtime)
+        self.saml = SamlAPI(self._runtime, keys)

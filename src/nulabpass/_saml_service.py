@@ -44,7 +44,7 @@ from nulabpass.org._email import normalize_email
 from nulabpass.org._model import AccountStatus, Organization
 from nulabpass.org._permissions import Permission
 from nulabpass.plans import Capability
-from nulabpass.ports import UnitOfWork
+from nulabpass.ports import KeyProvider, SamlSpKey, UnitOfWork
 from nulabpass.saml import (
     BINDING_POST,
     BINDING_REDIRECT,
@@ -52,6 +52,7 @@ from nulabpass.saml import (
     SamlPolicy,
     SamlValidationError,
     build_authn_request,
+    certificate_from_pem,
     check_relay_state,
     idp_config_from_fields,
     new_request_id,
@@ -157,8 +158,9 @@ def _refused(code: str, message: str) -> SamlValidationError:
 class SamlAPI:
     """``np.saml``: SAML single sign-on for organizations."""
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, keys: KeyProvider | None = None) -> None:
         self._rt = rt
+        self._keys = keys
         self._audit = AuditAPI(rt, None)
 
     # -- service provider identity -----------------------------------------------------
@@ -174,6 +176,13 @@ class SamlAPI:
     def login_url(self, org_id: str) -> str:
         """The host URL that starts a sign-in for this organization."""
         return f"{self._rt.config.base_url}/saml/{org_id}/login"
+
+    def sp_keys(self, org_id: str) -> tuple[SamlSpKey, ...]:
+        """The organization's SP keys from the key provider, the one in use first
+        (empty without a key provider or when it has none for the organization)."""
+        if self._keys is None:
+            return ()
+        return tuple(self._keys.saml_sp_keys(org_id))
 
     def _policy(self, org_id: str, config: SamlConfiguration) -> SamlPolicy:
         return SamlPolicy(
@@ -269,10 +278,22 @@ class SamlAPI:
             return uow.saml.get_config(org_id)
 
     def sp_metadata(self, org_id: str) -> bytes:
-        """The SP metadata document to give the organization's identity provider."""
+        """The SP metadata document to give the organization's identity provider.
+
+        It publishes every SP certificate the key provider returns for the organization
+        (two during a rotation) for signing and for encryption, and says AuthnRequests
+        are signed whenever there is a key: :meth:`begin_login` then always signs.
+        """
         with self._rt.store.transaction() as uow:
             _org(uow, org_id)
-        return sp_metadata(entity_id=self.sp_entity_id(org_id), acs_url=self.acs_url(org_id))
+        certificates = [certificate_from_pem(key.certificate_pem) for key in self.sp_keys(org_id)]
+        return sp_metadata(
+            entity_id=self.sp_entity_id(org_id),
+            acs_url=self.acs_url(org_id),
+            signing_certificates=certificates,
+            encryption_certificates=certificates,
+            authn_requests_signed=bool(certificates),
+        )
 
     # -- sign-in ---------------------------------------------------------------------------
 
@@ -298,6 +319,7 @@ class SamlAPI:
             )
         state = secrets.token_urlsafe(32)
         request_id = new_request_id()
+        keys = self.sp_keys(org_id)
 
         def body(rec: Recorder) -> LoginRedirect:
             _org(rec.uow, org_id)
@@ -319,6 +341,7 @@ class SamlAPI:
                 issue_instant=rec.now,
                 binding=chosen,
                 relay_state=relay_state,
+                signing_key=keys[0].private_key_pem if keys else None,
             )
             rec.uow.saml.add_request(
                 PendingLogin(
@@ -329,7 +352,11 @@ class SamlAPI:
                     expires_at=rec.now + REQUEST_LIFETIME,
                 )
             )
-            rec.meta(request_id=request_id, binding=chosen)
+            rec.meta(
+                request_id=request_id,
+                binding=chosen,
+                sp_key_id=keys[0].key_id if keys else None,
+            )
             return LoginRedirect(
                 url=message.url,
                 binding=chosen,
@@ -364,6 +391,7 @@ class SamlAPI:
         browser), ``PlanRequired`` or ``NotFound``.
         """
         pending: PendingLogin | None = None
+        decryption_keys = tuple(key.private_key_pem for key in self.sp_keys(org_id))
         with self._rt.store.transaction() as uow:
             # Consumed on its own, before anything can fail: one response per request.
             if state is not None:
@@ -396,6 +424,7 @@ class SamlAPI:
                 policy=policy,
                 now=rec.now,
                 request_id=request_id,
+                sp_private_keys=decryption_keys,
             )
             try:
                 email = normalize_email(login.name_id)

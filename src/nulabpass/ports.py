@@ -73,6 +73,7 @@ __all__ = [
     "RateLimiter",
     "SamlLoginRepository",
     "SamlReplayCache",
+    "SamlSpKey",
     "ScimRepository",
     "SigningKey",
     "Store",
@@ -800,6 +801,20 @@ class SigningKey:
     private_key: bytes = attrs.field(repr=False)
 
 
+@attrs.frozen(slots=True)
+class SamlSpKey:
+    """A SAML service-provider key: an RSA private key and its X.509 certificate (PEM).
+
+    It signs AuthnRequests and decrypts encrypted assertions; its certificate is
+    published in the SP metadata. ``key_id`` names it in logs and audit metadata
+    (``nulabpass.saml.sp_key`` derives it from the certificate).
+    """
+
+    key_id: str
+    private_key_pem: bytes = attrs.field(repr=False)
+    certificate_pem: bytes
+
+
 @runtime_checkable
 class KeyProvider(Protocol):
     """The host's signing keys (a KMS, an HSM, a secrets manager...)."""
@@ -810,6 +825,13 @@ class KeyProvider(Protocol):
 
     def audit_public_key(self, key_id: str) -> bytes | None:
         """The 32-byte Ed25519 public key of ``key_id`` (current or retired), or ``None``."""
+        ...
+
+    def saml_sp_keys(self, org_id: str) -> Sequence[SamlSpKey]:
+        """The SAML SP keys of ``org_id``: the one in use first, then, during a rotation,
+        the next one (both certificates are published and both decrypt). Host-wide keys
+        are returned for every organization; an empty sequence means no SP key, so
+        AuthnRequests go unsigned and encrypted assertions are refused."""
         ...
 
 

@@ -80,6 +80,7 @@ NOT_USE_CASES: dict[str, str] = {
     "domains.list": "read",
     "saml.get_configuration": "read",
     "saml.sp_metadata": "read",
+    "saml.sp_keys": "read",
     "saml.home_realm": "read",
     "saml.sp_entity_id": "derived from configuration",
     "saml.acs_url": "derived from configuration",

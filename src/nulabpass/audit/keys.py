@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from nulabpass.errors import ConfigurationError
-from nulabpass.ports import SigningKey
+from nulabpass.ports import SamlSpKey, SigningKey
 
 __all__ = ["StaticKeyProvider", "key_id_of", "public_key_of", "read_key_file"]
 
@@ -52,13 +52,24 @@ def read_key_file(path: str | Path) -> bytes:
 
 class StaticKeyProvider:
     """A :class:`~nulabpass.ports.KeyProvider` over fixed keys: ``private_key`` signs;
-    ``retired`` maps key ids to public keys that still verify older checkpoints."""
+    ``retired`` maps key ids to public keys that still verify older checkpoints.
 
-    def __init__(self, private_key: bytes, retired: Mapping[str, bytes] | None = None) -> None:
+    ``saml_sp_keys`` are host-wide SAML SP keys (build each with
+    :func:`nulabpass.saml.sp_key`), the one in use first; every organization gets them.
+    """
+
+    def __init__(
+        self,
+        private_key: bytes,
+        retired: Mapping[str, bytes] | None = None,
+        *,
+        saml_sp_keys: Sequence[SamlSpKey] = (),
+    ) -> None:
         public = public_key_of(private_key)
         self._current = SigningKey(key_id_of(public), private_key)
         self._public = dict(retired or {})
         self._public[self._current.key_id] = public
+        self._saml = tuple(saml_sp_keys)
 
     def audit_signing_key(self) -> SigningKey:
         """The current key."""
@@ -67,3 +78,7 @@ class StaticKeyProvider:
     def audit_public_key(self, key_id: str) -> bytes | None:
         """The public key of ``key_id``, current or retired."""
         return self._public.get(key_id)
+
+    def saml_sp_keys(self, org_id: str) -> Sequence[SamlSpKey]:
+        """The host-wide SAML SP keys, whatever the organization."""
+        return self._saml

@@ -4,7 +4,8 @@
 - :func:`validate_response` (or a :class:`SamlValidator` built once per configuration)
   -> :class:`SamlLogin`, or :class:`SamlValidationError` with a stable code;
 - :func:`record_assertion` consults a replay cache so an assertion is accepted once;
-- :func:`build_authn_request` for SP-initiated sign-in; :func:`sp_metadata`.
+- :func:`build_authn_request` for SP-initiated sign-in; :func:`sp_metadata`;
+- :func:`sp_key` checks an SP key and certificate pair for a key provider.
 
 Nothing here reads the clock or performs I/O: ``now`` is always an argument.
 """
@@ -37,6 +38,7 @@ from nulabpass.saml._model import (
     SamlPolicy,
 )
 from nulabpass.saml._replay import MemoryReplayCache
+from nulabpass.saml._spkeys import sp_key, sp_key_id
 from nulabpass.saml._validate import SamlValidator, validate_response
 
 __all__ = [
@@ -59,6 +61,8 @@ __all__ = [
     "new_request_id",
     "parse_idp_metadata",
     "record_assertion",
+    "sp_key",
+    "sp_key_id",
     "sp_metadata",
     "validate_response",
 ]

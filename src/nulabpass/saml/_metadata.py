@@ -219,6 +219,15 @@ def _parse_time(value: str, field: str) -> datetime:
     return parsed
 
 
+_ENCRYPTION_METHODS = (
+    "http://www.w3.org/2009/xmlenc11#aes256-gcm",
+    "http://www.w3.org/2009/xmlenc11#aes128-gcm",
+    "http://www.w3.org/2001/04/xmlenc#aes256-cbc",
+    "http://www.w3.org/2009/xmlenc11#rsa-oaep",
+    "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
+)
+
+
 def sp_metadata(
     *,
     entity_id: str,
@@ -249,6 +258,11 @@ def sp_metadata(
             etree.SubElement(data, f"{{{DS}}}X509Certificate").text = base64.b64encode(der).decode(
                 "ascii"
             )
+            if use == "encryption":
+                # Tells the IdP which algorithms to encrypt with: the strongest the
+                # validator accepts first, and never RSA 1.5 or 3DES.
+                for algorithm in _ENCRYPTION_METHODS:
+                    etree.SubElement(key, f"{{{MD}}}EncryptionMethod", Algorithm=algorithm)
     etree.SubElement(sp, f"{{{MD}}}NameIDFormat").text = NAMEID_EMAIL
     acs = etree.SubElement(sp, f"{{{MD}}}AssertionConsumerService")
     acs.set("Binding", BINDING_POST)
