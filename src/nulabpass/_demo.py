@@ -3,7 +3,8 @@
 Every step calls the public API exactly as a host application would and prints what an
 IT admin would see. Two outside parties are stood in for, and the output says so: the
 customer's DNS (an in-process resolver holding the published record) and the
-customer's identity provider (a test IdP that signs real SAML responses).
+customer's identity provider (a test IdP that signs real SAML responses, and whose SCIM
+requests go through the WSGI adapter in-process).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pydantic import SecretStr
 
 from nulabpass._context import Actor, RequestContext
 from nulabpass._facade import NulabPass
+from nulabpass.audit.keys import StaticKeyProvider
+from nulabpass.audit.verifier import verify_inclusion_proof
 from nulabpass.config import NulabPassConfig
 from nulabpass.domains import StaticTxtResolver
 from nulabpass.errors import NulabPassError
@@ -58,6 +61,8 @@ def run_demo(db_url: str | None, *, language: str = "en", out: TextIO) -> int:
         store.upgrade()
         mailer = RecordingMailer()
         dns = StaticTxtResolver()
+        # The audit checkpoint key; a host keeps its own in a secrets manager.
+        keys = StaticKeyProvider(secrets.token_bytes(32))
         np = NulabPass(
             store,
             config=NulabPassConfig(
@@ -67,8 +72,9 @@ def run_demo(db_url: str | None, *, language: str = "en", out: TextIO) -> int:
             ),
             mailer=mailer,
             resolver=dns,
+            keys=keys,
         )
-        _walk(np, mailer, dns, TestIdentityProvider(), p, language)
+        _walk(np, mailer, dns, TestIdentityProvider(), keys, p, language)
     finally:
         store.dispose()
     out.write(f"\nDone. The demo database is {db_url}\n")
@@ -80,6 +86,7 @@ def _walk(
     mailer: RecordingMailer,
     dns: StaticTxtResolver,
     idp: TestIdentityProvider,
+    keys: StaticKeyProvider,
     p: _Printer,
     language: str,
 ) -> None:
@@ -171,6 +178,30 @@ def _walk(
     p.line(f"signed in: account {login.account_id} as {login.name_id}")
     p.line(f"back to {login.relay_state}; IdP session {login.session_index}")
 
+    p.title("The IdP provisions Dan through SCIM 2.0")
+    from nulabpass.web import ScimTestClient
+
+    scim_token, secret = np.scim.tokens.create(admin, org.id, "Identity provider", ctx=ctx)
+    p.line(f"SCIM token {scim_token.id} created (its secret is shown once, stored hashed)")
+    p.line("(the IdP's requests go through nulabpass.web.scim_wsgi_app in-process)")
+    scim = ScimTestClient(np, secret)
+    created = scim.post(
+        "/Users",
+        {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "dan@acme.example",
+            "name": {"givenName": "Dan", "familyName": "Ito"},
+            "displayName": "Dan Ito",
+            "emails": [{"value": "dan@acme.example", "type": "work", "primary": True}],
+            "active": True,
+        },
+    )
+    dan = created.json
+    p.line(f"POST /Users -> {created.status}; id {dan['id']}; ETag {created.headers.get('etag')}")
+    found = scim.get("/Users?filter=userName%20eq%20%22DAN%40acme.example%22").json
+    p.line(f'GET /Users?filter=userName eq "DAN@acme.example" -> {found["totalResults"]} found')
+    p.line(f"access check for Dan: {np.access.check(dan['id']).code}")
+
     p.title("The break-glass rule protects the organization")
     p.line("Aiko tries to leave the organization while she is its only non-managed admin:")
     try:
@@ -213,6 +244,20 @@ def _walk(
             f"{entry.seq:>3}  {entry.occurred_at:%Y-%m-%d %H:%M:%S}  {entry.action:<37} "
             f"{entry.outcome.value:<8} {by:<14} {target}"
         )
+
+    p.title("A signed checkpoint lets an auditor check an event offline")
+    checkpoint = np.audit.checkpoint(Actor.system("nightly job"), org.id)
+    p.line(
+        f"checkpoint over {checkpoint.tree_size} events, root {checkpoint.root_hash[:16]}..., "
+        f"signed by {checkpoint.key_id}"
+    )
+    signed_in = next(e for e in page.entries if e.action == "saml.login_succeeded")
+    proof = np.audit.inclusion_proof(org.id, signed_in.seq)
+    verify_inclusion_proof(proof, keys.audit_public_key)
+    p.line(
+        f"event #{signed_in.seq} ({signed_in.action}) is in it: a proof of "
+        f"{len(proof.path)} hashes, checked with only the public key"
+    )
 
     p.title("The chain is verified")
     result = np.audit.verify(org.id)

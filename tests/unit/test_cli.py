@@ -31,10 +31,12 @@ DEMO_STEPS = [
     "She creates a managed account in the team: an invitation is emailed",
     "Carol opens the link and accepts",
     "Carol signs in through SAML (SP-initiated)",
+    "The IdP provisions Dan through SCIM 2.0",
     "The break-glass rule protects the organization",
     "Aiko upgrades to a paid plan with 10 seats during the trial",
     "Carol leaves the company: her account is deactivated",
     "Aiko reads the audit log",
+    "A signed checkpoint lets an auditor check an event offline",
     "The chain is verified",
 ]
 
@@ -319,7 +321,7 @@ def test_plans_status_prints_the_demo_organizations_plan(
     assert status["state"] == "active"
     assert status["plan_name"] == "business"
     assert status["seats"] == 10
-    assert status["managed_accounts"] == 1
+    assert status["managed_accounts"] == 2
     assert "manage_accounts" in status["capabilities"]  # type: ignore[operator]
 
 
