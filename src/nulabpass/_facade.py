@@ -28,6 +28,7 @@ from nulabpass.ports import (
     Clock,
     KeyProvider,
     Mailer,
+    MetadataFetcher,
     RateLimiter,
     Store,
     TxtResolver,
@@ -50,6 +51,10 @@ class NulabPass:
 
     ``keys`` (a :class:`~nulabpass.ports.KeyProvider`) signs audit checkpoints and export
     manifests; without it those calls raise ``audit.no_signing_key``.
+
+    ``metadata_fetcher`` downloads IdP metadata from the URLs admins set
+    (``np.saml.set_metadata_url``); :class:`~nulabpass.saml.HttpsMetadataFetcher` by
+    default.
     """
 
     def __init__(
@@ -65,6 +70,7 @@ class NulabPass:
         resolver: TxtResolver | Sequence[TxtResolver] | None = None,
         rate_limiter: RateLimiter | None = None,
         domain_policy: DomainPolicy | None = None,
+        metadata_fetcher: MetadataFetcher | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -94,4 +100,4 @@ class NulabPass:
             domain_policy or DomainPolicy(),
         )
         self.scim = ScimAPI(self._runtime, rate_limiter or MemoryRateLimiter())
-        self.saml = SamlAPI(self._runtime, keys)
+        self.saml = SamlAPI(self._runtime, keys, metadata_fetcher)

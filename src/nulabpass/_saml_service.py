@@ -36,15 +36,24 @@ import attrs
 
 from nulabpass._context import Actor, RequestContext
 from nulabpass._runtime import Recorder, Runtime
+from nulabpass._saml_health import DEFAULT_WINDOW, CertificateHealth, SamlHealthService
 from nulabpass._saml_model import PendingLogin, SamlConfiguration
+from nulabpass._saml_refresh import (
+    DEFAULT_REFRESH_INTERVAL,
+    MetadataRefresh,
+    MetadataStatus,
+    RefreshReport,
+    SamlMetadataService,
+    _org,
+)
 from nulabpass.audit._model import Outcome
 from nulabpass.audit._service import AuditAPI
-from nulabpass.errors import InvalidInput, NotFound
+from nulabpass.errors import InvalidInput
 from nulabpass.org._email import normalize_email
-from nulabpass.org._model import AccountStatus, Organization
+from nulabpass.org._model import AccountStatus
 from nulabpass.org._permissions import Permission
 from nulabpass.plans import Capability
-from nulabpass.ports import KeyProvider, SamlSpKey, UnitOfWork
+from nulabpass.ports import KeyProvider, MetadataFetcher, SamlSpKey
 from nulabpass.saml import (
     BINDING_POST,
     BINDING_REDIRECT,
@@ -126,13 +135,6 @@ def _state_hash(state: str) -> str:
     return hashlib.sha256(state.encode("utf-8")).hexdigest()
 
 
-def _org(uow: UnitOfWork, org_id: str) -> Organization:
-    org = uow.organizations.get(org_id)
-    if org is None:
-        raise NotFound(f"There is no organization {org_id!r}.", code="organization.not_found")
-    return org
-
-
 def _not_configured(org_id: str) -> InvalidInput:
     return InvalidInput(
         f"SAML single sign-on is not configured for organization {org_id!r}; an admin "
@@ -158,10 +160,17 @@ def _refused(code: str, message: str) -> SamlValidationError:
 class SamlAPI:
     """``np.saml``: SAML single sign-on for organizations."""
 
-    def __init__(self, rt: Runtime, keys: KeyProvider | None = None) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        keys: KeyProvider | None = None,
+        metadata_fetcher: MetadataFetcher | None = None,
+    ) -> None:
         self._rt = rt
         self._keys = keys
         self._audit = AuditAPI(rt, None)
+        self._metadata = SamlMetadataService(rt, metadata_fetcher)
+        self._health = SamlHealthService(rt, self.sp_keys)
 
     # -- service provider identity -----------------------------------------------------
 
@@ -224,7 +233,7 @@ class SamlAPI:
 
         def body(rec: Recorder) -> SamlConfiguration:
             org = _org(rec.uow, org_id)
-            rec.require(Permission.MANAGE_ORGANIZATION)
+            rec.require(Permission.CONFIGURE_SSO)
             self._rt.gate.require(rec.uow, org_id, Capability.CONFIGURE_SSO, rec.now)
             if metadata_xml is not None:
                 idp = parse_idp_metadata(metadata_xml, now=rec.now)
@@ -524,3 +533,101 @@ class SamlAPI:
                 )
             )
         return failures
+
+    # -- metadata URL refresh (see nulabpass._saml_refresh) -------------------------------
+
+    @property
+    def metadata_fetcher(self) -> MetadataFetcher:
+        """The fetcher that downloads IdP metadata (``HttpsMetadataFetcher`` by default)."""
+        return self._metadata.fetcher
+
+    def set_metadata_url(
+        self,
+        actor: Actor,
+        org_id: str,
+        url: str,
+        *,
+        refresh_interval: timedelta = DEFAULT_REFRESH_INTERVAL,
+        ctx: RequestContext = _DEFAULT_CTX,
+    ) -> MetadataStatus:
+        """Fetch the organization's IdP metadata from ``url`` (``https://``) every
+        ``refresh_interval`` (1 hour to 30 days; 24 hours by default); admins, with the
+        plan's SSO entitlement, once SAML is configured. The first refresh is due at once.
+        Audited as ``saml.metadata_url_set``; ``saml.metadata_url_invalid`` otherwise."""
+        return self._metadata.set_url(
+            actor, org_id, url, refresh_interval=refresh_interval, ctx=ctx
+        )
+
+    def clear_metadata_url(
+        self, actor: Actor, org_id: str, *, ctx: RequestContext = _DEFAULT_CTX
+    ) -> None:
+        """Stop refreshing from the metadata URL (the configuration in force stays; a
+        pending document is discarded). Audited as ``saml.metadata_url_cleared``."""
+        self._metadata.clear_url(actor, org_id, ctx=ctx)
+
+    def metadata_status(self, org_id: str) -> MetadataStatus | None:
+        """The metadata URL, its schedule, the last outcome and any document waiting for
+        approval; ``None`` without a URL."""
+        return self._metadata.status(org_id)
+
+    def refresh_metadata(
+        self,
+        org_id: str,
+        *,
+        actor: Actor | None = None,
+        ctx: RequestContext = _DEFAULT_CTX,
+    ) -> MetadataRefresh:
+        """Fetch the metadata now and apply it, hold it for approval, or leave things as
+        they are (see ``docs/saml-login.md``, "Metadata refresh"). ``actor`` defaults to
+        the system; an account must be an admin. Raises the fetch or validation error
+        (``saml.fetch_*``, ``saml.metadata_invalid``) after recording it."""
+        return self._metadata.refresh(org_id, actor=actor, ctx=ctx)
+
+    def refresh_due(
+        self, now: datetime | None = None, *, limit: int | None = None
+    ) -> RefreshReport:
+        """Refresh every organization whose metadata is due (for a scheduler); each
+        outcome is recorded on its own, failures back off."""
+        return self._metadata.refresh_due(now, limit=limit)
+
+    def approve_pending_metadata(
+        self,
+        actor: Actor,
+        org_id: str,
+        *,
+        sha256: str,
+        ctx: RequestContext = _DEFAULT_CTX,
+    ) -> SamlConfiguration:
+        """Apply the document waiting for approval, named by its SHA-256 (from
+        :meth:`metadata_status`), so that what was reviewed is what gets applied
+        (``saml.metadata_pending_changed`` otherwise). Audited as
+        ``saml.metadata_approved``."""
+        return self._metadata.approve(actor, org_id, sha256=sha256, ctx=ctx)
+
+    def reject_pending_metadata(
+        self,
+        actor: Actor,
+        org_id: str,
+        *,
+        sha256: str,
+        ctx: RequestContext = _DEFAULT_CTX,
+    ) -> None:
+        """Discard the document waiting for approval; the same document is not proposed
+        again. Audited as ``saml.metadata_rejected``."""
+        self._metadata.reject(actor, org_id, sha256=sha256, ctx=ctx)
+
+    # -- certificate health (see nulabpass._saml_health) ----------------------------------
+
+    def certificate_health(
+        self, org_id: str, *, within: timedelta = DEFAULT_WINDOW
+    ) -> list[CertificateHealth]:
+        """The organization's IdP signing and SP certificates that expire within
+        ``within`` (30 days by default) or have expired, soonest first."""
+        return self._health.for_org(org_id, within=within)
+
+    def expiring_certificates(
+        self, *, within: timedelta = DEFAULT_WINDOW
+    ) -> list[CertificateHealth]:
+        """For operators: every organization's certificates that expire within
+        ``within`` or have expired, soonest first."""
+        return self._health.host_wide(within=within)

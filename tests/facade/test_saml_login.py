@@ -120,8 +120,9 @@ def test_configure_is_refused_to_non_admins(
 ) -> None:
     dave = np.accounts.register("dave@partner.test", "Dave")
     np.members.add(world.admin, world.org.id, dave.id)
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(PermissionDenied) as err:
         np.saml.configure(Actor.account(dave.id), world.org.id, metadata_xml=idp.metadata())
+    assert err.value.code == "permission.configure_sso"
     assert np.saml.get_configuration(world.org.id) is None
 
 
@@ -486,7 +487,10 @@ def test_the_repository_replaces_a_configuration(
 
 def test_every_error_code_of_the_facade_is_documented() -> None:
     root = Path(__file__).resolve().parents[2]
-    source = (root / "src/nulabpass/_saml_service.py").read_text()
+    source = "".join(
+        (root / "src/nulabpass" / name).read_text()
+        for name in ("_saml_service.py", "_saml_refresh.py", "_saml_health.py")
+    )
     raised = set(re.findall(r'"(saml\.[a-z_]+)"', source)) - set(ACTIONS)
     core = set(
         re.findall(

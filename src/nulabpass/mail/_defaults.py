@@ -40,6 +40,10 @@ TEMPLATE_PARAMS: Mapping[str, frozenset[str]] = MappingProxyType(
         "plan_ended": frozenset({"org_name"}),
         "account_released": frozenset({"org_name", "display_name"}),
         "domain_record_missing": frozenset({"org_name", "domain", "grace_ends_at"}),
+        "saml_metadata_updated": frozenset({"org_name", "metadata_url"}),
+        "saml_metadata_pending": frozenset({"org_name", "metadata_url", "reason"}),
+        "saml_metadata_rejected": frozenset({"org_name", "metadata_url"}),
+        "saml_metadata_refresh_failed": frozenset({"org_name", "metadata_url", "error_code"}),
     }
 )
 
@@ -54,6 +58,10 @@ DEFAULT_LINK_PATHS: Mapping[str, str] = MappingProxyType(
         "plan_ended": "/admin/plan",
         "account_released": "/signin",
         "domain_record_missing": "/admin/domains",
+        "saml_metadata_updated": "/admin/saml",
+        "saml_metadata_pending": "/admin/saml",
+        "saml_metadata_rejected": "/admin/saml",
+        "saml_metadata_refresh_failed": "/admin/saml",
     }
 )
 
@@ -289,6 +297,68 @@ _EN: dict[str, _Copy] = {
         ),
         footer=_EN_ADMIN_FOOTER,
     ),
+    "saml_metadata_updated": _Copy(
+        subject="The single sign-on settings of {org_name} were updated",
+        greeting="Hello,",
+        blocks=(
+            "The identity provider settings of {org_name} were updated from the metadata "
+            "published at {metadata_url}. Members keep signing in as before.",
+            "If your organization did not expect a change at its identity provider, "
+            "review the settings now.",
+            _Action(
+                text_lead="The single sign-on settings show what is in force:",
+                button="Open single sign-on settings",
+            ),
+        ),
+        footer=_EN_ADMIN_FOOTER,
+    ),
+    "saml_metadata_pending": _Copy(
+        subject="Action required: new identity provider certificates for {org_name}",
+        greeting="Hello,",
+        blocks=(
+            "The metadata published at {metadata_url} now lists different signing "
+            "certificates (or another entity ID) for the identity provider of {org_name}, "
+            "and the document is not signed by a certificate {org_name} already trusts "
+            "({reason}).",
+            "The settings in force stay as they are until an administrator reviews the "
+            "new document and approves or rejects it. If the identity provider really "
+            "changed its certificate, sign-in may fail until the change is approved.",
+            _Action(
+                text_lead="Review the new document in the single sign-on settings:",
+                button="Review the change",
+            ),
+        ),
+        footer=_EN_ADMIN_FOOTER,
+    ),
+    "saml_metadata_rejected": _Copy(
+        subject="A change of the single sign-on settings of {org_name} was rejected",
+        greeting="Hello,",
+        blocks=(
+            "An administrator rejected the identity provider metadata fetched from "
+            "{metadata_url}. The settings in force for {org_name} stay as they are, and "
+            "the same document will not be proposed again.",
+            _Action(
+                text_lead="The single sign-on settings show what is in force:",
+                button="Open single sign-on settings",
+            ),
+        ),
+        footer=_EN_ADMIN_FOOTER,
+    ),
+    "saml_metadata_refresh_failed": _Copy(
+        subject="The identity provider metadata of {org_name} could not be refreshed",
+        greeting="Hello,",
+        blocks=(
+            "We could not refresh the identity provider metadata of {org_name} from "
+            "{metadata_url} (error {error_code}). The settings in force stay as they are, "
+            "and we will keep trying.",
+            "If the identity provider moved its metadata, update the metadata URL.",
+            _Action(
+                text_lead="The single sign-on settings show the latest attempt:",
+                button="Open single sign-on settings",
+            ),
+        ),
+        footer=_EN_ADMIN_FOOTER,
+    ),
 }
 
 # ---------------------------------------------------------------------------------------
@@ -409,6 +479,69 @@ _JA: dict[str, _Copy] = {
             _Action(
                 text_lead="公開すべきレコードは、ドメイン設定画面で確認できます。",
                 button="ドメイン設定を開く",
+            ),
+        ),
+        footer=_JA_ADMIN_FOOTER,
+    ),
+    "saml_metadata_updated": _Copy(
+        subject="{org_name}のシングルサインオン設定が更新されました",
+        greeting=_JA_ADMIN_GREETING,
+        blocks=(
+            "{org_name}のIDプロバイダー設定が、メタデータURL（{metadata_url}）で公開"
+            "されているメタデータにより更新されました。メンバーはこれまでどおり"
+            "ログインできます。",
+            "IDプロバイダー側で変更を予定していなかった場合は、設定をすぐにご確認ください。",
+            _Action(
+                text_lead="現在の設定は、シングルサインオン設定画面で確認できます。",
+                button="シングルサインオン設定を開く",
+            ),
+        ),
+        footer=_JA_ADMIN_FOOTER,
+    ),
+    "saml_metadata_pending": _Copy(
+        subject="【対応のお願い】{org_name}のIDプロバイダー証明書が変更されています",
+        greeting=_JA_ADMIN_GREETING,
+        blocks=(
+            "メタデータURL（{metadata_url}）で公開されているメタデータに、{org_name}の"
+            "IDプロバイダーの新しい署名証明書（または別のエンティティID）が記載されて"
+            "いますが、{org_name}が信頼している証明書による署名がありません（{reason}）。",
+            "管理者が新しいメタデータを確認して承認または却下するまで、現在の設定が"
+            "使われます。IDプロバイダーが実際に証明書を変更した場合、承認されるまで"
+            "ログインに失敗することがあります。",
+            _Action(
+                text_lead="新しいメタデータは、シングルサインオン設定画面で確認できます。",
+                button="変更を確認する",
+            ),
+        ),
+        footer=_JA_ADMIN_FOOTER,
+    ),
+    "saml_metadata_rejected": _Copy(
+        subject="{org_name}のシングルサインオン設定の変更が却下されました",
+        greeting=_JA_ADMIN_GREETING,
+        blocks=(
+            "メタデータURL（{metadata_url}）から取得したIDプロバイダーのメタデータを、"
+            "管理者が却下しました。"
+            "{org_name}の現在の設定は変わらず、同じメタデータが再び提案されることは"
+            "ありません。",
+            _Action(
+                text_lead="現在の設定は、シングルサインオン設定画面で確認できます。",
+                button="シングルサインオン設定を開く",
+            ),
+        ),
+        footer=_JA_ADMIN_FOOTER,
+    ),
+    "saml_metadata_refresh_failed": _Copy(
+        subject="{org_name}のIDプロバイダーのメタデータを更新できませんでした",
+        greeting=_JA_ADMIN_GREETING,
+        blocks=(
+            "メタデータURL（{metadata_url}）から{org_name}のIDプロバイダーのメタデータを"
+            "更新できませんでした（エラー：{error_code}）。現在の設定は変わらず、更新は引き続き"
+            "試みます。",
+            "IDプロバイダーがメタデータの公開場所を変更した場合は、メタデータURLを"
+            "更新してください。",
+            _Action(
+                text_lead="直近の試行結果は、シングルサインオン設定画面で確認できます。",
+                button="シングルサインオン設定を開く",
             ),
         ),
         footer=_JA_ADMIN_FOOTER,

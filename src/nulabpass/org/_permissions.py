@@ -32,6 +32,7 @@ class Permission(enum.StrEnum):
     REQUEST_CONVERSIONS = "ask an account's owner to let the organization manage it"
     MANAGE_TEAMS = "create, rename and delete teams, change team members"
     MANAGE_DOMAINS = "add, verify and remove email domains"
+    CONFIGURE_SSO = "configure SAML single sign-on: the identity provider and its metadata"
     CHANGE_PLAN = "start a trial, upgrade, cancel or resume the plan"
     READ_AUDIT_LOG = "read and export the audit log"
     MANAGE_SCIM_TOKENS = "create, list, rotate and revoke SCIM provisioning tokens"
@@ -45,6 +46,7 @@ PERMISSIONS: dict[Permission, frozenset[Grant]] = {
     Permission.REQUEST_CONVERSIONS: frozenset({Grant.ADMIN}),
     Permission.MANAGE_TEAMS: frozenset({Grant.ADMIN}),
     Permission.MANAGE_DOMAINS: frozenset({Grant.ADMIN}),
+    Permission.CONFIGURE_SSO: frozenset({Grant.ADMIN}),
     Permission.CHANGE_PLAN: frozenset({Grant.ADMIN, Grant.PLAN_ADMIN}),
     Permission.READ_AUDIT_LOG: frozenset({Grant.ADMIN, Grant.AUDIT_LOG_ADMIN}),
     Permission.MANAGE_SCIM_TOKENS: frozenset({Grant.ADMIN}),

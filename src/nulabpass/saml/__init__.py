@@ -5,6 +5,8 @@
   -> :class:`SamlLogin`, or :class:`SamlValidationError` with a stable code;
 - :func:`record_assertion` consults a replay cache so an assertion is accepted once;
 - :func:`build_authn_request` for SP-initiated sign-in; :func:`sp_metadata`;
+- :func:`verify_metadata_signature` checks a signed metadata document;
+  :class:`HttpsMetadataFetcher` downloads metadata safely (the one part that does I/O);
 - :func:`sp_key` checks an SP key and certificate pair for a key provider.
 
 Nothing here reads the clock or performs I/O: ``now`` is always an argument.
@@ -23,12 +25,14 @@ from nulabpass.saml._authn import (
     new_request_id,
 )
 from nulabpass.saml._errors import SamlValidationError
+from nulabpass.saml._fetch import HttpsMetadataFetcher, MetadataFetchError
 from nulabpass.saml._metadata import (
     certificate_from_pem,
     idp_config_from_fields,
     parse_idp_metadata,
     sp_metadata,
 )
+from nulabpass.saml._metadata_signature import verify_metadata_signature
 from nulabpass.saml._model import (
     BINDING_POST,
     BINDING_REDIRECT,
@@ -47,8 +51,10 @@ __all__ = [
     "NAMEID_EMAIL",
     "SIG_ALG_RSA_SHA256",
     "AuthnRequestMessage",
+    "HttpsMetadataFetcher",
     "IdpConfig",
     "MemoryReplayCache",
+    "MetadataFetchError",
     "SamlLogin",
     "SamlPolicy",
     "SamlReplayCache",
@@ -65,6 +71,7 @@ __all__ = [
     "sp_key_id",
     "sp_metadata",
     "validate_response",
+    "verify_metadata_signature",
 ]
 
 

@@ -4,6 +4,7 @@
 - :class:`RecordingMailer`: keeps sent emails, can simulate outages;
 - :class:`FakeBillingProvider`: signs and checks billing webhooks;
 - :class:`StaticTxtResolver`: answers DNS TXT lookups from a table;
+- :class:`StaticMetadataFetcher`: serves IdP metadata documents from a table;
 - :class:`MemoryStore`: the transactional in-memory store;
 - :class:`MemoryKeyProvider`: Ed25519 audit signing keys in memory, with rotation;
 - :class:`StoreContract`: the storage contract suite; subclass it with a ``store``
@@ -27,6 +28,7 @@ from nulabpass.testing._helpers import (
     scim_ready_org,
 )
 from nulabpass.testing._keys import MemoryKeyProvider
+from nulabpass.testing._metadata import StaticMetadataFetcher
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -49,6 +51,7 @@ __all__ = [
     "MemoryKeyProvider",
     "MemoryStore",
     "RecordingMailer",
+    "StaticMetadataFetcher",
     "StaticTxtResolver",
     "StoreContract",
     "make_config",

@@ -50,6 +50,24 @@ SAMPLE_PARAMS: Mapping[str, Mapping[str, ParamValue]] = {
         "domain": "acme.example",
         "grace_ends_at": "2026-12-18T00:00:00+00:00",
     },
+    "saml_metadata_updated": {
+        "org_name": "Acme Corp",
+        "metadata_url": "https://idp.example/metadata",
+    },
+    "saml_metadata_pending": {
+        "org_name": "Acme Corp",
+        "metadata_url": "https://idp.example/metadata",
+        "reason": "saml.metadata_unsigned",
+    },
+    "saml_metadata_rejected": {
+        "org_name": "Acme Corp",
+        "metadata_url": "https://idp.example/metadata",
+    },
+    "saml_metadata_refresh_failed": {
+        "org_name": "Acme Corp",
+        "metadata_url": "https://idp.example/metadata",
+        "error_code": "saml.fetch_timeout",
+    },
 }
 
 
