@@ -1,5 +1,6 @@
 """Organization settings that shape SCIM provisioning: admin role sync from ``userType``
-and the default team of provisioned users, through HTTP on every store."""
+(the ``roles`` source is tested with the other User attributes) and the default team of
+provisioned users, through HTTP on every store."""
 
 from __future__ import annotations
 

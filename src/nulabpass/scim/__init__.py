@@ -42,12 +42,14 @@ from nulabpass.scim._mapping import (
     render_user,
 )
 from nulabpass.scim._model import (
+    ScimAddress,
     ScimEmail,
     ScimGroupRow,
     ScimProfile,
     ScimToken,
     ScimTombstone,
     ScimUserRow,
+    ScimValue,
 )
 from nulabpass.scim._patch import (
     GroupPlan,
@@ -89,6 +91,7 @@ __all__ = [
     "Present",
     "ResourceSchema",
     "Schema",
+    "ScimAddress",
     "ScimEmail",
     "ScimError",
     "ScimGroupRow",
@@ -96,6 +99,7 @@ __all__ = [
     "ScimToken",
     "ScimTombstone",
     "ScimUserRow",
+    "ScimValue",
     "UserInput",
     "UserView",
     "ValuePath",

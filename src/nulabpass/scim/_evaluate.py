@@ -80,30 +80,40 @@ def _resolve(resource: ResourceSchema, path: AttrPath) -> tuple[Attribute, str |
     return spec, urn
 
 
-def _leaf(spec: Attribute, sub: str | None, where: str) -> tuple[Attribute, str | None]:
+def _leaf(
+    spec: Attribute, sub: str | None, where: str, any_attr: bool
+) -> tuple[Attribute, str | None]:
     if sub is None:
         return spec, None
     sub_spec = spec.sub(sub)
-    if sub_spec is None or not sub_spec.filterable:
+    if sub_spec is None or not (sub_spec.filterable or any_attr):
         raise invalid_filter(f"{where} names no sub-attribute of {spec.name} to filter on.")
     return sub_spec, sub_spec.name
 
 
-def _check(node: Filter, resource: ResourceSchema, scope: Attribute | None) -> Filter:
+def _check(
+    node: Filter, resource: ResourceSchema, scope: Attribute | None, any_attr: bool
+) -> Filter:
     if isinstance(node, And):
-        return And(_check(node.left, resource, scope), _check(node.right, resource, scope))
+        return And(
+            _check(node.left, resource, scope, any_attr),
+            _check(node.right, resource, scope, any_attr),
+        )
     if isinstance(node, Or):
-        return Or(_check(node.left, resource, scope), _check(node.right, resource, scope))
+        return Or(
+            _check(node.left, resource, scope, any_attr),
+            _check(node.right, resource, scope, any_attr),
+        )
     if isinstance(node, Not):
-        return Not(_check(node.inner, resource, scope))
+        return Not(_check(node.inner, resource, scope, any_attr))
     if isinstance(node, ValuePath):
         spec, urn = _resolve(resource, node.path)
-        if not spec.multi_valued or spec.type != "complex" or not spec.filterable:
+        if not spec.multi_valued or spec.type != "complex" or not (spec.filterable or any_attr):
             raise invalid_filter(
                 f"{node.path.text()}[...] needs a multi-valued complex attribute that can be "
                 "filtered."
             )
-        inner = _check(node.filter, resource, spec)
+        inner = _check(node.filter, resource, spec, any_attr)
         return ValuePath(AttrPath(spec.name, None, urn), inner)
     path = node.path
     where = path.text()
@@ -111,20 +121,20 @@ def _check(node: Filter, resource: ResourceSchema, scope: Attribute | None) -> F
         if path.urn is not None or path.sub is not None:
             raise invalid_filter(f"Inside {scope.name}[...], {where} must name a sub-attribute.")
         leaf = scope.sub(path.attr)
-        if leaf is None or not leaf.filterable:
+        if leaf is None or not (leaf.filterable or any_attr):
             raise invalid_filter(f"{where} names no sub-attribute of {scope.name} to filter on.")
         canonical = AttrPath(leaf.name)
         if isinstance(node, Present):
             return Present(canonical)
         return Compare(canonical, node.op, _check_value(leaf, node.op, node.value, where))
     spec, urn = _resolve(resource, path)
-    if not spec.filterable:
+    if not (spec.filterable or any_attr):
         raise invalid_filter(f"The attribute {where} cannot be used in a filter.")
     if spec.multi_valued and spec.type == "complex":
         # emails.value co "x" and emails co "x" both mean emails[value co "x"].
         sub_name = path.sub or "value"
         leaf = spec.sub(sub_name)
-        if leaf is None or not leaf.filterable:
+        if leaf is None or not (leaf.filterable or any_attr):
             raise invalid_filter(f"{where} names no sub-attribute of {spec.name} to filter on.")
         inner_path = AttrPath(leaf.name)
         element: Filter
@@ -133,7 +143,7 @@ def _check(node: Filter, resource: ResourceSchema, scope: Attribute | None) -> F
         else:
             element = Compare(inner_path, node.op, _check_value(leaf, node.op, node.value, where))
         return ValuePath(AttrPath(spec.name, None, urn), element)
-    leaf_spec, sub = _leaf(spec, path.sub, where)
+    leaf_spec, sub = _leaf(spec, path.sub, where, any_attr)
     if leaf_spec.type == "complex" and isinstance(node, Compare):
         raise invalid_filter(f"{where} is complex: filter on one of its sub-attributes.")
     canonical = AttrPath(spec.name, sub, urn)
@@ -142,10 +152,14 @@ def _check(node: Filter, resource: ResourceSchema, scope: Attribute | None) -> F
     return Compare(canonical, node.op, _check_value(leaf_spec, node.op, node.value, where))
 
 
-def check_filter(node: Filter, resource: ResourceSchema) -> Filter:
+def check_filter(node: Filter, resource: ResourceSchema, *, in_document: bool = False) -> Filter:
     """Resolve ``node`` against ``resource``; raise ``invalidFilter`` for what it cannot
-    evaluate. Returns the canonical filter."""
-    return _check(node, resource, None)
+    evaluate. Returns the canonical filter.
+
+    ``in_document``: the filter selects values inside one resource (a PATCH path such as
+    ``phoneNumbers[type eq "work"].value``), so it may name attributes that stores
+    cannot query (those declared not filterable)."""
+    return _check(node, resource, None, in_document)
 
 
 def check_sort(text: str, resource: ResourceSchema) -> AttrPath:

@@ -11,6 +11,8 @@ supported schema.
 
 from __future__ import annotations
 
+import binascii
+from base64 import b64decode
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 import attrs
 
 from nulabpass.scim._errors import invalid_syntax, invalid_value
-from nulabpass.scim._model import ScimEmail, ScimProfile
+from nulabpass.scim._model import ScimAddress, ScimEmail, ScimProfile, ScimValue
 from nulabpass.scim._schema import (
     ENTERPRISE_USER,
     GROUP,
@@ -56,7 +58,10 @@ class UserInput:
 
     @property
     def wants_admin(self) -> bool:
-        """Whether ``userType`` asks for the admin role (used only with role sync on)."""
+        """Whether the user asks for the admin role (used only with role sync on): a
+        ``roles`` value ``admin``, or ``userType`` ``admin`` (any case)."""
+        if any((r.value or "").strip().casefold() == "admin" for r in self.profile.roles):
+            return True
         return (self.profile.user_type or "").strip().casefold() == "admin"
 
 
@@ -82,15 +87,15 @@ def _lower_keys(doc: Mapping[str, Any]) -> dict[str, Any]:
     return {k.lower(): v for k, v in doc.items() if isinstance(k, str)}
 
 
-def _str(doc: Mapping[str, Any], key: str, name: str) -> str | None:
+def _str(doc: Mapping[str, Any], key: str, name: str, limit: int = 1024) -> str | None:
     value = doc.get(key.lower())
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise invalid_value(f"The attribute {name} must be a string.")
     text = str(value)
-    if len(text) > 1024:
-        raise invalid_value(f"The attribute {name} is longer than 1024 characters.")
+    if len(text) > limit:
+        raise invalid_value(f"The attribute {name} is longer than {limit} characters.")
     return text or None
 
 
@@ -102,14 +107,20 @@ def _object(value: object, name: str) -> dict[str, Any]:
     return _lower_keys(value)
 
 
+#: At most this many values in one multi-valued attribute.
+MAX_VALUES = 20
+
+
 def _emails(value: object) -> tuple[ScimEmail, ...]:
     if value is None:
         return ()
     items = [value] if isinstance(value, dict) else value
     if not isinstance(items, list):
         raise invalid_value("The attribute emails must be a list of objects.")
+    if len(items) > MAX_VALUES:
+        raise invalid_value(f"The attribute emails has more than {MAX_VALUES} values.")
     out: list[ScimEmail] = []
-    for item in items[:20]:
+    for item in items:
         entry = _object(item, "emails")
         address = _str(entry, "value", "emails.value")
         if address is None:
@@ -125,6 +136,76 @@ def _emails(value: object) -> tuple[ScimEmail, ...]:
         )
     if sum(e.primary for e in out) > 1:
         raise invalid_value("Only one email can be primary.")
+    return tuple(out)
+
+
+#: A base64 DER certificate is a few kilobytes; other values are short strings.
+_CERTIFICATE_LIMIT = 16384
+
+
+def _items(value: object, name: str) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    items = [value] if isinstance(value, dict) else value
+    if not isinstance(items, list):
+        raise invalid_value(f"The attribute {name} must be a list of objects.")
+    if len(items) > MAX_VALUES:
+        raise invalid_value(f"The attribute {name} has more than {MAX_VALUES} values.")
+    return [_object(item, name) for item in items]
+
+
+def _primary(entry: Mapping[str, Any], name: str) -> bool:
+    primary = entry.get("primary")
+    return False if primary is None else coerce_bool(primary, f"{name}.primary")
+
+
+def _one_primary(flags: Iterable[bool], name: str) -> None:
+    # RFC 7643 §2.4: the primary attribute value "true" MUST appear no more than once.
+    if sum(flags) > 1:
+        raise invalid_value(f"Only one value of {name} can be primary.")
+
+
+def _values(value: object, name: str, *, binary: bool = False) -> tuple[ScimValue, ...]:
+    """Values of ``phoneNumbers``, ``ims``, ``photos``, ``entitlements``, ``roles`` or
+    ``x509Certificates``: each needs a ``value``."""
+    out: list[ScimValue] = []
+    for entry in _items(value, name):
+        text = _str(entry, "value", f"{name}.value", _CERTIFICATE_LIMIT if binary else 2048)
+        if text is None:
+            raise invalid_value(f"Every value of {name} needs a value.")
+        if binary:
+            try:
+                b64decode(text, validate=True)
+            except (binascii.Error, ValueError):
+                raise invalid_value(f"{name}.value must be base64 (RFC 7643 §2.3.6).") from None
+        out.append(
+            ScimValue(
+                value=text,
+                display=_str(entry, "display", f"{name}.display"),
+                type=_str(entry, "type", f"{name}.type"),
+                primary=_primary(entry, name),
+            )
+        )
+    _one_primary((v.primary for v in out), name)
+    return tuple(out)
+
+
+def _addresses(value: object) -> tuple[ScimAddress, ...]:
+    out: list[ScimAddress] = []
+    for entry in _items(value, "addresses"):
+        address = ScimAddress(
+            formatted=_str(entry, "formatted", "addresses.formatted"),
+            street_address=_str(entry, "streetAddress", "addresses.streetAddress"),
+            locality=_str(entry, "locality", "addresses.locality"),
+            region=_str(entry, "region", "addresses.region"),
+            postal_code=_str(entry, "postalCode", "addresses.postalCode"),
+            country=_str(entry, "country", "addresses.country"),
+            type=_str(entry, "type", "addresses.type"),
+            primary=_primary(entry, "addresses"),
+        )
+        if address != ScimAddress(type=address.type, primary=address.primary):
+            out.append(address)
+    _one_primary((a.primary for a in out), "addresses")
     return tuple(out)
 
 
@@ -186,6 +267,14 @@ def parse_user(doc: object) -> UserInput:
         preferred_language=_str(d, "preferredLanguage", "preferredLanguage"),
         timezone=_str(d, "timezone", "timezone"),
         active=None if active is None else coerce_bool(active, "active"),
+        profile_url=_str(d, "profileUrl", "profileUrl", 2048),
+        phone_numbers=_values(d.get("phonenumbers"), "phoneNumbers"),
+        ims=_values(d.get("ims"), "ims"),
+        photos=_values(d.get("photos"), "photos"),
+        addresses=_addresses(d.get("addresses")),
+        entitlements=_values(d.get("entitlements"), "entitlements"),
+        roles=_values(d.get("roles"), "roles"),
+        x509_certificates=_values(d.get("x509certificates"), "x509Certificates", binary=True),
     )
     return UserInput(profile)
 
@@ -227,7 +316,35 @@ def format_time(value: datetime) -> str:
 
 
 def _compact(doc: Mapping[str, Any]) -> Json:
-    return {k: v for k, v in doc.items() if v is not None and v not in ({}, [])}
+    # Drops None and empty objects or lists; keeps False, 0 and "" (they are values).
+    return {
+        k: v for k, v in doc.items() if v is not None and (v or not isinstance(v, (dict, list)))
+    }
+
+
+def _render_values(values: Iterable[ScimValue]) -> list[Json]:
+    return [
+        _compact({"value": v.value, "display": v.display, "type": v.type, "primary": v.primary})
+        for v in values
+    ]
+
+
+def _render_addresses(values: Iterable[ScimAddress]) -> list[Json]:
+    return [
+        _compact(
+            {
+                "formatted": a.formatted,
+                "streetAddress": a.street_address,
+                "locality": a.locality,
+                "region": a.region,
+                "postalCode": a.postal_code,
+                "country": a.country,
+                "type": a.type,
+                "primary": a.primary,
+            }
+        )
+        for a in values
+    ]
 
 
 @attrs.frozen(slots=True)
@@ -289,6 +406,7 @@ def render_user(
             "name": name,
             "displayName": p.display_name,
             "nickName": p.nick_name,
+            "profileUrl": p.profile_url,
             "title": p.title,
             "userType": p.user_type,
             "preferredLanguage": p.preferred_language,
@@ -306,6 +424,10 @@ def render_user(
                 )
                 for e in p.emails
             ],
+            "phoneNumbers": _render_values(p.phone_numbers),
+            "ims": _render_values(p.ims),
+            "photos": _render_values(p.photos),
+            "addresses": _render_addresses(p.addresses),
             "groups": [
                 {
                     "value": gid,
@@ -315,6 +437,9 @@ def render_user(
                 }
                 for gid, gname in groups
             ],
+            "entitlements": _render_values(p.entitlements),
+            "roles": _render_values(p.roles),
+            "x509Certificates": _render_values(p.x509_certificates),
             ENTERPRISE_USER: enterprise,
             "meta": {
                 "resourceType": "User",

@@ -7,12 +7,14 @@ from datetime import datetime
 import attrs
 
 __all__ = [
+    "ScimAddress",
     "ScimEmail",
     "ScimGroupRow",
     "ScimProfile",
     "ScimToken",
     "ScimTombstone",
     "ScimUserRow",
+    "ScimValue",
 ]
 
 
@@ -24,6 +26,32 @@ class ScimEmail:
     type: str | None = None
     primary: bool = False
     display: str | None = None
+
+
+@attrs.frozen(slots=True)
+class ScimValue:
+    """One value of a multi-valued attribute whose values have the sub-attributes
+    ``value``, ``display``, ``type`` and ``primary`` (RFC 7643 §2.4): ``phoneNumbers``,
+    ``ims``, ``photos``, ``entitlements``, ``roles`` and ``x509Certificates``."""
+
+    value: str | None = None
+    display: str | None = None
+    type: str | None = None
+    primary: bool = False
+
+
+@attrs.frozen(slots=True)
+class ScimAddress:
+    """One value of a user's ``addresses`` (RFC 7643 §4.1.2)."""
+
+    formatted: str | None = None
+    street_address: str | None = None
+    locality: str | None = None
+    region: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+    type: str | None = None
+    primary: bool = False
 
 
 @attrs.frozen(slots=True)
@@ -58,6 +86,14 @@ class ScimProfile:
     timezone: str | None = None
     #: ``None``: the client never assigned ``active`` (the account is active).
     active: bool | None = None
+    profile_url: str | None = None
+    phone_numbers: tuple[ScimValue, ...] = ()
+    ims: tuple[ScimValue, ...] = ()
+    photos: tuple[ScimValue, ...] = ()
+    addresses: tuple[ScimAddress, ...] = ()
+    entitlements: tuple[ScimValue, ...] = ()
+    roles: tuple[ScimValue, ...] = ()
+    x509_certificates: tuple[ScimValue, ...] = ()
 
 
 @attrs.frozen(slots=True)
@@ -103,6 +139,7 @@ class ScimToken:
     secret_hash: str
     created_at: datetime
     created_by: str
+    #: The latest successful authentication, to within a minute; ``None``: never used.
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
     version: int = 1

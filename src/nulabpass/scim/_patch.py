@@ -269,7 +269,7 @@ def _apply_filtered(
     if not spec.multi_valued or spec.type != "complex":
         raise invalid_path(f"{spec.name} is not multi-valued; a filter cannot select values.")
     assert pp.filter is not None  # noqa: S101 - the caller checked
-    canonical = check_filter(ValuePath(AttrPath(spec.name), pp.filter), resource)
+    canonical = check_filter(ValuePath(AttrPath(spec.name), pp.filter), resource, in_document=True)
     assert isinstance(canonical, ValuePath)  # noqa: S101 - a value path stays one
     inner = canonical.filter
     items = [i for i in _as_list(container.get(key) or []) if isinstance(i, dict)]

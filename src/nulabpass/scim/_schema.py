@@ -129,6 +129,37 @@ def _s(name: str, description: str, **kw: object) -> Attribute:
 
 _MEMBER_REF = ("User", "Group")
 
+
+def _values(
+    name: str,
+    description: str,
+    types: tuple[str, ...],
+    *,
+    value: Attribute | None = None,
+) -> Attribute:
+    # These multi-valued attributes are stored as one JSON document per user, so no
+    # store can filter or sort on them through an index: they are declared unfilterable
+    # and a filter naming them is an invalidFilter error (RFC 7644 §3.4.2.2).
+    return Attribute(
+        name,
+        "complex",
+        description,
+        multi_valued=True,
+        filterable=False,
+        sub_attributes=(
+            value or _s("value", "The value.", filterable=False),
+            _s("display", "A label for display.", filterable=False),
+            _s(
+                "type",
+                "A label for the value's function.",
+                canonical_values=types,
+                filterable=False,
+            ),
+            Attribute("primary", "boolean", "The primary value.", filterable=False),
+        ),
+    )
+
+
 _USER_ATTRS = (
     _s(
         "userName",
@@ -151,8 +182,18 @@ _USER_ATTRS = (
     ),
     _s("displayName", "The name shown in the products."),
     _s("nickName", "The casual name of the user."),
+    Attribute(
+        "profileUrl",
+        "reference",
+        "A URI of the user's online profile.",
+        reference_types=("external",),
+    ),
     _s("title", "The user's title, e.g. Vice President."),
-    _s("userType", "The relationship to the organization, e.g. Employee."),
+    _s(
+        "userType",
+        "The relationship to the organization, e.g. Employee; with role sync on, admin "
+        "also makes the member an admin.",
+    ),
     _s("preferredLanguage", "The user's language (BCP 47 tag); sets the products' language."),
     _s("locale", "The user's locale for formatting (BCP 47 tag)."),
     _s("timezone", "The user's IANA time zone, e.g. Asia/Tokyo."),
@@ -167,6 +208,50 @@ _USER_ATTRS = (
             _s("display", "A label for display."),
             _s("type", "work, home or other.", canonical_values=("work", "home", "other")),
             Attribute("primary", "boolean", "The primary address."),
+        ),
+    ),
+    _values(
+        "phoneNumbers",
+        "Phone numbers of the user.",
+        ("work", "home", "mobile", "fax", "pager", "other"),
+    ),
+    _values(
+        "ims",
+        "Instant messaging addresses of the user.",
+        ("aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"),
+    ),
+    _values(
+        "photos",
+        "URIs of images of the user.",
+        ("photo", "thumbnail"),
+        value=Attribute(
+            "value",
+            "reference",
+            "The URI of the image.",
+            reference_types=("external",),
+            filterable=False,
+        ),
+    ),
+    Attribute(
+        "addresses",
+        "complex",
+        "Physical mailing addresses of the user.",
+        multi_valued=True,
+        filterable=False,
+        sub_attributes=(
+            _s("formatted", "The full mailing address.", filterable=False),
+            _s("streetAddress", "The street address.", filterable=False),
+            _s("locality", "The city or locality.", filterable=False),
+            _s("region", "The state or region.", filterable=False),
+            _s("postalCode", "The postal code.", filterable=False),
+            _s("country", "The country (ISO 3166-1 alpha-2 code).", filterable=False),
+            _s(
+                "type",
+                "work, home or other.",
+                canonical_values=("work", "home", "other"),
+                filterable=False,
+            ),
+            Attribute("primary", "boolean", "The primary address.", filterable=False),
         ),
     ),
     Attribute(
@@ -188,6 +273,25 @@ _USER_ATTRS = (
             ),
             _s("display", "The group's name.", mutability="readOnly"),
             _s("type", "direct.", mutability="readOnly", canonical_values=("direct",)),
+        ),
+    ),
+    _values("entitlements", "Entitlements of the user (kept, never enforced).", ()),
+    _values(
+        "roles",
+        "Roles of the user; with role sync on, a role whose value is admin makes the "
+        "member an admin.",
+        (),
+    ),
+    _values(
+        "x509Certificates",
+        "X.509 certificates of the user (base64 DER).",
+        (),
+        value=Attribute(
+            "value",
+            "binary",
+            "The DER certificate, base64-encoded.",
+            case_exact=True,
+            filterable=False,
         ),
     ),
 )
