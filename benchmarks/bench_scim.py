@@ -23,9 +23,12 @@ median of its repetitions is reported and, for SQLite::
 With PostgreSQL, the scaling check seeds ``--scale-users`` users (default 100,000)
 directly into the tables (seeding is not timed) and prints the medians of
 ``username_eq`` and of the sorted page at ``startIndex=<scale-users/2>`` beside their
-medians at ``--users``.
+medians at ``--users`` (``startIndex=<users/2>``). Both sizes are timed after a
+``VACUUM ANALYZE`` of the tables the users live in, so neither runs on stale planner
+statistics or visibility maps.
 
-Run: ``.venv/bin/python benchmarks/bench_scim.py`` (``--users 2000`` for a quick run).
+Run: ``.venv/bin/python benchmarks/bench_scim.py`` (``--users 2000`` for a quick run;
+``--scaling-only`` for the PostgreSQL scaling check alone, every user seeded directly).
 """
 
 from __future__ import annotations
@@ -212,7 +215,8 @@ def workload(call: Wsgi, users: int, rng: random.Random) -> dict[str, float]:
     return med
 
 
-def ours(store_kind: str, users: int, rng: random.Random) -> tuple[dict[str, float], Any, Any]:
+def app(store_kind: str) -> tuple[Any, Any, Wsgi]:
+    """A fresh nulabpass on ``store_kind`` with one SCIM-ready organization."""
     from nulabpass.stores.sql import SqlStore
     from nulabpass.testing import make_nulabpass, scim_ready_org
     from nulabpass.web import scim_wsgi_app
@@ -235,8 +239,12 @@ def ours(store_kind: str, users: int, rng: random.Random) -> tuple[dict[str, flo
     # The trial has no seat limit unless configured (trial_seats), so no upgrade is needed.
     np = make_nulabpass(store)
     org, token = scim_ready_org(np)
-    call = Wsgi(scim_wsgi_app(np, "/scim/v2"), "/scim/v2", token)
-    return workload(call, users, rng), np, (store, org, call)
+    return np, org, Wsgi(scim_wsgi_app(np, "/scim/v2"), "/scim/v2", token)
+
+
+def ours(store_kind: str, users: int, rng: random.Random) -> tuple[dict[str, float], Any, Any]:
+    np, org, call = app(store_kind)
+    return workload(call, users, rng), np, (np.store, org, call)
 
 
 def anchor(users: int, rng: random.Random) -> dict[str, float]:
@@ -248,8 +256,8 @@ def anchor(users: int, rng: random.Random) -> dict[str, float]:
     return workload(Wsgi(app, "/v2", None), users, rng)
 
 
-def scale_pg(np: Any, org_id: str, call: Wsgi, users: int, total: int) -> dict[str, float]:
-    """Seed users directly up to ``total`` and time the two scaling queries."""
+def seed_pg(np: Any, org_id: str, first: int, stop: int) -> None:
+    """Insert users ``first`` to ``stop - 1`` straight into the tables (not timed)."""
     import sqlalchemy as sa
 
     from nulabpass.stores.sql import schema as s
@@ -261,7 +269,7 @@ def scale_pg(np: Any, org_id: str, call: Wsgi, users: int, total: int) -> dict[s
     emails: list[dict[str, Any]] = []
     members: list[dict[str, Any]] = []
     with engine.begin() as conn:
-        for i in range(users, total):
+        for i in range(first, stop):
             aid = f"acc_seed{i:07d}"
             name = f"user{i:06d}@example.com"
             batch.append(
@@ -314,19 +322,43 @@ def scale_pg(np: Any, org_id: str, call: Wsgi, users: int, total: int) -> dict[s
                     "display": None,
                 }
             )
-            if len(batch) == 5000:
+            if len(batch) == 5000 or i == stop - 1:
                 conn.execute(sa.insert(s.accounts), batch)
                 conn.execute(sa.insert(s.memberships), members)
                 conn.execute(sa.insert(s.scim_users), rows)
                 conn.execute(sa.insert(s.scim_emails), emails)
                 batch, rows, emails, members = [], [], [], []
-        if batch:
-            conn.execute(sa.insert(s.accounts), batch)
-            conn.execute(sa.insert(s.memberships), members)
-            conn.execute(sa.insert(s.scim_users), rows)
-            conn.execute(sa.insert(s.scim_emails), emails)
-        conn.execute(sa.text("ANALYZE"))
-    sample = [random.randrange(total) for _ in range(200)]
+        # The store keeps each organization's number of SCIM users; rows written around
+        # it must be counted as the store would have counted them.
+        conn.execute(
+            sa.text(
+                "INSERT INTO nulabpass_scim_user_counts (org_id, users) VALUES (:org, :n) "
+                "ON CONFLICT (org_id) DO UPDATE SET users = "
+                "nulabpass_scim_user_counts.users + excluded.users"
+            ),
+            {"org": org_id, "n": stop - first},
+        )
+
+
+def time_scaling(np: Any, call: Wsgi, size: int) -> dict[str, float]:
+    """Bring the statistics and visibility maps up to date, then time the two scaling
+    queries with ``size`` users in the organization.
+
+    Both sizes are timed the same way: after a fresh ``VACUUM ANALYZE``, as autovacuum
+    would leave a table that stopped growing. Without it the planner guesses from an
+    empty table's statistics and index-only scans visit the heap for every row.
+    """
+    import sqlalchemy as sa
+
+    from nulabpass.stores.sql import schema as s
+
+    # Only the tables the users live in: a database-wide VACUUM would also visit (and
+    # can deadlock with) other schemas of a shared database. VACUUM needs autocommit.
+    seeded = (s.accounts, s.memberships, s.scim_users, s.scim_emails, s.scim_user_counts)
+    with np.store.bind.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in seeded:
+            conn.execute(sa.text(f"VACUUM ANALYZE {table.name}"))
+    sample = [random.randrange(size) for _ in range(200)]
     eq = statistics.median(
         timed(
             lambda i=i: call(
@@ -339,13 +371,33 @@ def scale_pg(np: Any, org_id: str, call: Wsgi, users: int, total: int) -> dict[s
     page = statistics.median(
         timed(
             lambda: call(
-                "GET", "/Users", query=f"sortBy=userName&startIndex={total // 2}&count=100"
+                "GET", "/Users", query=f"sortBy=userName&startIndex={size // 2}&count=100"
             ),
             200,
         )
         for _ in range(15)
     )
     return {"username_eq": eq, "sorted_page": page}
+
+
+def scaling(np: Any, org_id: str, call: Wsgi, users: int, total: int, *, seeded: bool) -> None:
+    """Print the scaling lines: both queries at ``users`` then at ``total`` users.
+
+    With ``seeded`` the first ``users`` are inserted straight into the tables too (the
+    ``--scaling-only`` run); otherwise they are the ones the workload created.
+    """
+    if seeded:
+        seed_pg(np, org_id, 0, users)
+    small = time_scaling(np, call, users)
+    seed_pg(np, org_id, users, total)
+    large = time_scaling(np, call, total)
+    for op in ("username_eq", "sorted_page"):
+        print(
+            f"scaling {op}: {small[op] * 1000:.3f} ms at {users} users, "
+            f"{large[op] * 1000:.3f} ms at {total} users "
+            f"(x{large[op] / small[op]:.2f})"
+        )
+    _drop_schema(np.store)
 
 
 def _drop_schema(store: Any) -> None:
@@ -363,9 +415,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--scale-users", type=int, default=100_000)
+    parser.add_argument(
+        "--scaling-only",
+        action="store_true",
+        help="run only the PostgreSQL scaling check, with every user seeded directly",
+    )
     args = parser.parse_args()
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
     print(f"users: {args.users}")
+    if args.scaling_only:
+        if not os.environ.get("NULABPASS_TEST_POSTGRES_URL"):
+            raise SystemExit("--scaling-only needs NULABPASS_TEST_POSTGRES_URL")
+        np, org, call = app("postgres")
+        scaling(np, org.id, call, args.users, args.scale_users, seeded=True)
+        return
     theirs = anchor(args.users, random.Random(1))
     mine, _np, _ctx = ours("sqlite", args.users, random.Random(1))
     print(f"{'operation':<16}{'scim2-server ms':>18}{'nulabpass sqlite ms':>22}")
@@ -378,14 +441,7 @@ def main() -> None:
         print(f"{'operation':<16}{'nulabpass postgres ms':>24}")
         for op, value in pg.items():
             print(f"{op:<16}{value * 1000:>24.3f}")
-        scaled = scale_pg(np, org.id, call, args.users, args.scale_users)
-        for op in ("username_eq", "sorted_page"):
-            print(
-                f"scaling {op}: {pg[op] * 1000:.3f} ms at {args.users} users, "
-                f"{scaled[op] * 1000:.3f} ms at {args.scale_users} users "
-                f"(x{scaled[op] / pg[op]:.2f})"
-            )
-        _drop_schema(np.store)
+        scaling(np, org.id, call, args.users, args.scale_users, seeded=False)
     else:
         print(
             "PostgreSQL skipped: set NULABPASS_TEST_POSTGRES_URL to run it and the scaling check"

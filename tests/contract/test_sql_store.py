@@ -137,6 +137,51 @@ def test_downgrade_removes_every_nulabpass_table(tmp_path: Path) -> None:
         store.dispose()
 
 
+def test_scim_rows_of_accounts_no_longer_managed_go_with_the_foreign_key(
+    tmp_path: Path,
+) -> None:
+    """Migration 0011 deletes the SCIM rows (and emails) that name an account their
+    organization does not manage, and counts each organization's remaining users."""
+    store = SqlStore.from_url(f"sqlite:///{tmp_path / 'np.sqlite3'}")
+    bind = store.bind
+    assert isinstance(bind, sa.Engine)
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    try:
+        store.upgrade("0009_scim_indexes")
+        add_all(
+            store,
+            make_org(),
+            make_account("acc-1", managed_by="org-a"),
+            make_account("acc-2"),
+        )
+        with bind.begin() as conn:
+            for account_id in ("acc-1", "acc-2", "acc-gone"):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO nulabpass_scim_users (org_id, account_id, user_name, "
+                        "user_name_key, created_at, updated_at, version) "
+                        "VALUES ('org-a', :a, :a, :a, :t, :t, 1)"
+                    ),
+                    {"a": account_id, "t": now.isoformat()},
+                )
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO nulabpass_scim_emails (org_id, account_id, position, "
+                        "value, value_key, is_primary) VALUES ('org-a', :a, 0, :a, :a, 1)"
+                    ),
+                    {"a": account_id},
+                )
+        store.upgrade()
+        with bind.connect() as conn:
+            users = conn.exec_driver_sql("SELECT account_id FROM nulabpass_scim_users").all()
+            emails = conn.exec_driver_sql("SELECT account_id FROM nulabpass_scim_emails").all()
+            counts = conn.exec_driver_sql("SELECT * FROM nulabpass_scim_user_counts").all()
+        assert users == emails == [("acc-1",)]
+        assert counts == [("org-a", 1)]
+    finally:
+        store.dispose()
+
+
 def test_unknown_revision_is_a_configuration_error(sqlite_store: SqlStore) -> None:
     """Asking for a revision that does not exist raises ConfigurationError."""
     with pytest.raises(ConfigurationError) as info:

@@ -22,6 +22,7 @@ from nulabpass.scim import (
     ENTERPRISE_USER,
     GROUP_RESOURCE,
     USER_RESOURCE,
+    ScimAddress,
     ScimEmail,
     ScimError,
     ScimGroupRow,
@@ -29,6 +30,7 @@ from nulabpass.scim import (
     ScimToken,
     ScimTombstone,
     ScimUserRow,
+    ScimValue,
     check_filter,
     check_sort,
     matches,
@@ -72,6 +74,8 @@ def _profile(i: int) -> ScimProfile:
         emails=tuple(emails),
         department=["Sales", "R&D", None][i % 3],
         manager_id="acc_001" if i % 5 == 0 else None,
+        profile_url=f"https://Profiles.example.com/u{i}" if i % 3 else None,
+        phone_numbers=(ScimValue(f"+81 3 0000 {i:04d}", type="work"),) if i % 2 else (),
     )
 
 
@@ -92,9 +96,8 @@ def populated(store: Store) -> Store:
                     T0 + timedelta(minutes=i),
                 )
             )
-        # A non-managed account with SCIM-looking data is never visible.
+        # A non-managed account: the store refuses it SCIM attributes (see below).
         uow.accounts.add(_account(99, None))
-        uow.scim.add_user(ScimUserRow(ORG, "acc_099", _profile(99), T0, T0))
         for name in ("Eng", "Sales", "ops"):
             uow.teams.add(Team(f"team_{name.lower()}", ORG, name, T0, T0))
         for i in (1, 2, 3, 99):
@@ -122,6 +125,8 @@ FILTERS = [
     'active eq "False"',
     'emails[type eq "home" and value co "@home.test"]',
     'emails[type eq "work" and value co "@example.com"]',
+    'emails[type eq "WORK"]',
+    'title ne "ENGINEER"',
     'emails.value ew "home.test"',
     'emails co "u12@"',
     "emails[primary eq true]",
@@ -136,6 +141,8 @@ FILTERS = [
     'id eq "ACC_003"',
     'not (title eq "Engineer" or name.familyName eq "Family1")',
     'userName co "%" or userName co "_0"',
+    'profileUrl sw "https://profiles.example.com/u1"',
+    'profileUrl pr and not (title eq "Manager")',
 ]
 
 
@@ -190,6 +197,7 @@ def test_the_filters_select_different_non_empty_subsets(populated: Store) -> Non
         ("title", True, 20, 10),
         ("meta.created", True, 1, 3),
         (f"{ENTERPRISE_USER}:department", False, 10, 10),
+        ("profileUrl", True, 1, 25),
     ],
 )
 def test_sorting_and_paging_match_the_reference(
@@ -214,14 +222,45 @@ def test_a_count_of_zero_returns_only_the_total(populated: Store) -> None:
 def test_users_of_another_organization_and_non_managed_accounts_are_invisible(
     populated: Store,
 ) -> None:
+    """A row for an account the organization does not manage cannot be written, so no
+    query of the organization can see one."""
+    for org_id, account_id in ((ORG, "acc_099"), (ORG, "acc_026"), (OTHER, "acc_001")):
+        with pytest.raises(Conflict) as info, populated.transaction() as uow:
+            uow.scim.add_user(ScimUserRow(org_id, account_id, _profile(99), T0, T0))
+        assert info.value.code == "scim.account_not_managed"
     query = ScimQuery(
         ORG, check_filter(parse_filter('userName eq "user026@example.com"'), USER_RESOURCE)
     )
     with populated.transaction() as uow:
+        assert uow.scim.get_user(ORG, "acc_099") is None
         assert uow.scim.query_users(query).total == 0
         assert uow.scim.query_users(ScimQuery(OTHER)).total == 5
+        assert uow.scim.query_users(ScimQuery(ORG)).total == 25
         hidden = ScimQuery(ORG, check_filter(parse_filter('id eq "acc_099"'), USER_RESOURCE))
         assert uow.scim.query_users(hidden).total == 0
+
+
+def test_an_account_with_scim_attributes_is_neither_released_nor_deleted(
+    populated: Store,
+) -> None:
+    """While its SCIM row exists, the account keeps its manager and its row; once the row
+    is deleted, both changes go through."""
+    with populated.transaction() as uow:
+        account = uow.accounts.get("acc_003")
+    assert account is not None
+    with pytest.raises(Conflict) as info, populated.transaction() as uow:
+        uow.accounts.update(attrs.evolve(account, managed_by=None))
+    assert info.value.code == "account.scim_provisioned"
+    with pytest.raises(Conflict) as info, populated.transaction() as uow:
+        uow.accounts.delete("acc_003")
+    assert info.value.code == "account.in_use"
+    with populated.transaction() as uow:
+        assert uow.accounts.get("acc_003") == account
+        assert uow.scim.get_user(ORG, "acc_003") is not None
+        uow.scim.delete_user(ORG, "acc_003")
+        released = uow.accounts.update(attrs.evolve(account, managed_by=None))
+        assert released.managed_by is None
+        assert uow.scim.query_users(ScimQuery(ORG)).total == 24
 
 
 @pytest.mark.parametrize(
@@ -313,6 +352,70 @@ def test_tokens_are_stored_listed_and_updated_with_versions(populated: Store) ->
         assert [t.id for t in uow.scim.list_tokens(ORG)] == ["sct_1", "sct_2"]
         assert uow.scim.get_token("sct_1") == revoked
         assert uow.scim.list_tokens(OTHER) == []
+
+
+def test_token_use_is_recorded_only_when_the_stored_time_is_stale(populated: Store) -> None:
+    token = ScimToken("sct_1", ORG, "Okta", "ab" * 32, T0, "acc_001")
+    later = T0 + timedelta(seconds=30)
+    with populated.transaction() as uow:
+        uow.scim.add_token(token)
+        assert uow.scim.record_token_use("sct_1", T0, stale_before=T0)
+        assert not uow.scim.record_token_use("sct_1", later, stale_before=T0 - timedelta(1))
+        assert not uow.scim.record_token_use("sct_unknown", later, stale_before=later)
+    with populated.transaction() as uow:
+        stored = uow.scim.get_token("sct_1")
+        assert stored is not None
+        assert stored.last_used_at == T0
+        assert stored.version == 1
+        assert uow.scim.record_token_use("sct_1", later, stale_before=later)
+        # Revoking with a copy read before the use keeps the recorded use.
+        revoked = uow.scim.update_token(attrs.evolve(stored, revoked_at=later))
+        assert revoked.version == 2
+    with populated.transaction() as uow:
+        final = uow.scim.get_token("sct_1")
+        assert final is not None
+        assert final.last_used_at == later
+        assert final.revoked_at == later
+
+
+def test_the_multi_valued_attributes_round_trip(populated: Store) -> None:
+    full = attrs.evolve(
+        _profile(7),
+        profile_url="https://profiles.example.com/u7",
+        phone_numbers=(
+            ScimValue("+81 3 1234 5678", type="work", primary=True),
+            ScimValue("+81 90 0000 0000", type="mobile"),
+        ),
+        ims=(ScimValue("u7@xmpp.example", type="xmpp"),),
+        photos=(ScimValue("https://photos.example.com/u7.jpg", type="photo"),),
+        addresses=(
+            ScimAddress(
+                street_address="1-2-3 Shibuya",
+                locality="Shibuya-ku",
+                region="Tokyo",
+                postal_code="150-0002",
+                country="JP",
+                type="work",
+                primary=True,
+            ),
+        ),
+        entitlements=(ScimValue("beta-features", display="Beta"),),
+        roles=(ScimValue("admin", primary=True), ScimValue("auditor")),
+        x509_certificates=(ScimValue("MIIB", display="laptop"),),
+    )
+    with populated.transaction() as uow:
+        row = uow.scim.get_user(ORG, "acc_007")
+        assert row is not None
+        uow.scim.update_user(attrs.evolve(row, profile=full))
+    with populated.transaction() as uow:
+        again = uow.scim.get_user(ORG, "acc_007")
+        assert again is not None
+        assert again.profile == full
+        [(_account_row, loaded)] = uow.scim.load_users(ORG, ["acc_007"])
+        assert loaded.profile == full
+        cleared = uow.scim.update_user(attrs.evolve(again, profile=_profile(7)))
+    with populated.transaction() as uow:
+        assert uow.scim.get_user(ORG, "acc_007") == cleared
 
 
 def test_a_store_refuses_to_filter_an_attribute_it_has_no_column_for(populated: Store) -> None:

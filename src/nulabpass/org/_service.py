@@ -895,9 +895,10 @@ class MembersAPI(_Base):
 def release_account(rec: Recorder, org: Organization, account: Account) -> Account:
     """Turn a managed account into a non-managed one, email its owner and tell the host
     to end its SSO sessions. Shared by admins' release and the end of a plan."""
-    updated = rec.uow.accounts.update(attrs.evolve(account, managed_by=None, updated_at=rec.now))
-    # A released account is out of SCIM's reach; its provisioned attributes go.
+    # A released account is out of SCIM's reach; its provisioned attributes go, first:
+    # the store refuses to release an account that still has them.
     rec.uow.scim.delete_user(org.id, account.id)
+    updated = rec.uow.accounts.update(attrs.evolve(account, managed_by=None, updated_at=rec.now))
     rec.email(
         "account_released",
         updated,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from nulabpass.errors import NulabPassError
+from nulabpass.errors import Conflict, NulabPassError
 
 __all__ = ["ERROR_SCHEMA", "ScimError"]
 
@@ -80,3 +80,23 @@ def mutability(message: str) -> ScimError:
 def no_target(message: str) -> ScimError:
     """A PATCH path filter that matched nothing where something was required."""
     return ScimError(message, status=400, scim_type="noTarget")
+
+
+def account_not_managed(org_id: str, account_id: str) -> Conflict:
+    """A SCIM user row written for an account ``org_id`` does not manage: every store
+    refuses it, so that user lists can read the SCIM rows without the accounts."""
+    return Conflict(
+        f"Account {account_id} is not managed by organization {org_id}; it cannot have "
+        "SCIM attributes there.",
+        code="scim.account_not_managed",
+    )
+
+
+def scim_provisioned(account_id: str) -> Conflict:
+    """A change of who manages an account that still has SCIM attributes: they must be
+    deleted first (release does so)."""
+    return Conflict(
+        f"Account {account_id} still has SCIM attributes; delete them before the account "
+        "changes organization or stops being managed.",
+        code="account.scim_provisioned",
+    )

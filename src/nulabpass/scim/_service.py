@@ -16,8 +16,9 @@ userName must be an email on a verified domain of the organization. A create for
 email that belongs to a non-managed account starts the consent conversion and answers
 409 ``uniqueness``; a create for a managed account of the organization that SCIM has not
 seen yet adopts it. SCIM never grants plan admin or audit log admin; it sets the admin
-role from ``userType`` only when the organization turned role sync on, and users it
-creates join the organization's default SCIM team when one is set.
+role from ``roles`` (a value ``admin``) or ``userType`` ``admin`` only when the
+organization turned role sync on, and users it creates join the organization's default
+SCIM team when one is set.
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ _DEFAULT_CTX = RequestContext()
 _CONTENT_TYPE = "application/scim+json"
 #: Failed authentications allowed per client address and minute before 429.
 AUTH_FAILURE_LIMIT = 20
+#: A token's ``last_used_at`` is kept to within this much of its latest use.
+TOKEN_USE_PRECISION = timedelta(minutes=1)
 
 
 @attrs.frozen(slots=True)
@@ -253,7 +256,8 @@ class ScimTokensAPI:
         )
 
     def list(self, actor: Actor, org_id: str) -> list[ScimToken]:
-        """The organization's tokens (revoked ones too), oldest first; no secrets."""
+        """The organization's tokens (revoked ones too), oldest first, each with when it
+        was last used (``last_used_at``, to within a minute); no secrets."""
 
         def body(rec: Recorder) -> list[ScimToken]:
             rec.require(Permission.MANAGE_SCIM_TOKENS, org_id)
@@ -362,9 +366,12 @@ class ScimAPI:
 
     # -- authentication --------------------------------------------------------------
 
-    @staticmethod
-    def _token(uow: UnitOfWork, request: ScimRequest) -> ScimToken | None:
-        """The active token the request's bearer secret matches, or ``None``."""
+    def _token(self, uow: UnitOfWork, request: ScimRequest) -> ScimToken | None:
+        """The active token the request's bearer secret matches, or ``None``.
+
+        A matching token's ``last_used_at`` is brought up to date when it is older than
+        :data:`TOKEN_USE_PRECISION`: at most one write per token a minute, not one per
+        request."""
         header = request.header("Authorization") or ""
         scheme, _, secret = header.strip().partition(" ")
         secret = secret.strip()
@@ -376,6 +383,9 @@ class ScimAPI:
         token = uow.scim.get_token(token_id)
         if token is None or not (token_matches(secret, token.secret_hash) and token.active):
             return None
+        now = self._rt.now()
+        if token.last_used_at is None or now - token.last_used_at >= TOKEN_USE_PRECISION:
+            uow.scim.record_token_use(token.id, now, stale_before=now - TOKEN_USE_PRECISION)
         return token
 
     def _authenticate(self, request: ScimRequest) -> _Auth:
@@ -464,9 +474,16 @@ class ScimAPI:
     # -- shared checks ----------------------------------------------------------------
 
     def _ready(
-        self, uow: UnitOfWork, org_id: str, now: Any, *, adding: int = 0, writing: bool = True
+        self,
+        uow: UnitOfWork,
+        org_id: str,
+        now: Any,
+        *,
+        adding: int = 0,
+        writing: bool = True,
+        org: Organization | None = None,
     ) -> Organization:
-        return self._ready_domains(uow, org_id, now, adding=adding, writing=writing)[0]
+        return self._ready_domains(uow, org_id, now, adding=adding, writing=writing, org=org)[0]
 
     def _ready_domains(
         self,
@@ -902,7 +919,7 @@ class ScimAPI:
 
     def _convert(self, auth: _Auth, account: Account, req: ScimRequest) -> ScimResponse:
         def body(rec: Recorder) -> str:
-            org = self._ready(rec.uow, auth.org_id, rec.now, adding=1)
+            org = self._ready(rec.uow, auth.org_id, rec.now, adding=1, org=rec.org)
             current = rec.uow.accounts.get(account.id)
             if current is None or current.managed_by is not None:
                 raise ScimError(
@@ -1012,8 +1029,9 @@ class ScimAPI:
 
     @staticmethod
     def _sync_role(rec: Recorder, org: Organization, account_id: str, inp: UserInput) -> None:
-        """With role sync on, ``userType`` "admin" makes the member an admin and any other
-        value (or none) a member. Plan admin and audit log admin are never touched."""
+        """With role sync on, a ``roles`` value "admin" or ``userType`` "admin" makes the
+        member an admin, and anything else (or neither) a member. Plan admin and audit log
+        admin are never touched."""
         if not org.settings.scim_role_sync:
             return
         membership = rec.uow.memberships.get(org.id, account_id)
@@ -1037,7 +1055,7 @@ class ScimAPI:
     def _load_user(
         self, rec: Recorder, auth: _Auth, ident: str
     ) -> tuple[Organization, Account, ScimUserRow]:
-        org = self._ready(rec.uow, auth.org_id, rec.now)
+        org = self._ready(rec.uow, auth.org_id, rec.now, org=rec.org)
         account = rec.uow.accounts.get(ident)
         row = rec.uow.scim.get_user(auth.org_id, ident)
         if account is None or row is None or account.managed_by != auth.org_id:
@@ -1169,7 +1187,7 @@ class ScimAPI:
         name = self._team_name(inp.display_name)
 
         def body(rec: Recorder) -> str:
-            self._ready(rec.uow, auth.org_id, rec.now)
+            self._ready(rec.uow, auth.org_id, rec.now, org=rec.org)
             if rec.uow.teams.get_by_name(auth.org_id, name) is not None:
                 raise ScimError(
                     f"A group named {name!r} already exists.", status=409, scim_type="uniqueness"
@@ -1191,7 +1209,7 @@ class ScimAPI:
         return self._single(201, doc, GROUP_RESOURCE, req)
 
     def _load_team(self, rec: Recorder, auth: _Auth, ident: str, req: ScimRequest) -> Team:
-        self._ready(rec.uow, auth.org_id, rec.now)
+        self._ready(rec.uow, auth.org_id, rec.now, org=rec.org)
         team = rec.uow.teams.get(ident)
         if team is None or team.org_id != auth.org_id:
             raise _not_found(GROUP_RESOURCE, ident)
@@ -1265,9 +1283,14 @@ class ScimAPI:
             if plan.add:
                 self._check_members(rec.uow, auth.org_id, plan.add)
                 for account_id in plan.add:
-                    if not rec.uow.teams.is_member(ident, account_id):
+                    # Adding a member already in the team is a no-op (RFC 7644 §3.5.2.1);
+                    # the store's duplicate check costs no extra query, and its conflict
+                    # leaves the transaction usable.
+                    try:
                         rec.uow.teams.add_member(TeamMember(ident, account_id, rec.now))
-                        added += 1
+                    except Conflict:
+                        continue
+                    added += 1
             rec.target("team", ident)
             rec.meta(members_added=added, members_removed=removed)
 

@@ -8,12 +8,14 @@ SQL store answer every query alike.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from nulabpass.errors import Conflict, NotFound, StaleWrite
 from nulabpass.org._model import Account, Team
+from nulabpass.scim._errors import account_not_managed
 from nulabpass.scim._evaluate import matches
 from nulabpass.scim._filter import AttrPath, Filter
 from nulabpass.scim._model import ScimGroupRow, ScimToken, ScimTombstone, ScimUserRow
@@ -77,6 +79,10 @@ class MemoryScimRepository:
         key = (row.org_id, row.account_id)
         if key in self._x.users:
             raise Conflict("The account already has SCIM attributes.", code="scim.user_exists")
+        # The SQL store's foreign key: rows exist only for accounts the organization manages.
+        account = self._s.accounts.get(row.account_id)
+        if account is None or account.managed_by != row.org_id:
+            raise account_not_managed(row.org_id, row.account_id)
         self._tx.put(self._x.users, key, row)
         self._tx.index_add(self._x.users_by_org, row.org_id, row.account_id)
 
@@ -198,5 +204,17 @@ class MemoryScimRepository:
         if current.version != token.version:
             raise StaleWrite(f"The SCIM token {token.id} was changed by another request.")
         new = attrs.evolve(token, version=token.version + 1)
-        self._tx.put(self._x.tokens, token.id, new)
+        # last_used_at is written only by record_token_use (as in the SQL store).
+        self._tx.put(
+            self._x.tokens, token.id, attrs.evolve(new, last_used_at=current.last_used_at)
+        )
         return new
+
+    def record_token_use(self, token_id: str, at: datetime, *, stale_before: datetime) -> bool:
+        current = self._x.tokens.get(token_id)
+        if current is None:
+            return False
+        if current.last_used_at is not None and current.last_used_at > stale_before:
+            return False
+        self._tx.put(self._x.tokens, token_id, attrs.evolve(current, last_used_at=at))
+        return True

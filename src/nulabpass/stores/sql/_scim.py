@@ -1,25 +1,31 @@
 """SCIM provisioning state in the SQL store, and the compiler of SCIM queries.
 
 Theory of operation: :func:`_compile` turns a canonical filter into one SQL boolean
-expression over the organization's live managed accounts joined with their SCIM rows
-(or its teams joined with their SCIM rows). Every leaf is null-safe (a missing value
+expression over the organization's SCIM user rows (or its teams joined with their SCIM
+rows). A user row exists only for an account the organization manages (a foreign key
+guarantees it), so user lists read the SCIM table alone and join the accounts only for
+a filter on ``active``. Every leaf is null-safe (a missing value
 makes a comparison false, never NULL), so ``not`` means what it means in the memory
 store. Multi-valued attributes become ``EXISTS`` sub-queries on their own tables
 (``emails`` on ``nulabpass_scim_emails``, ``members`` on ``nulabpass_team_members``).
 ``userName`` and email values are compared on case-folded key columns under indexes;
-sorting and paging run in the database (``ORDER BY ... LIMIT ... OFFSET``). An attribute
+sorting and paging run in the database (``ORDER BY ... LIMIT ... OFFSET``); sorted by
+``userName``, the count and the page read only the index on ``(org_id, user_name_key,
+account_id)``, in the code point order of its columns. An attribute
 the compiler has no column for raises ``invalidFilter``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
 from sqlalchemy import (
     ColumnElement,
     and_,
+    bindparam,
     delete,
     exists,
     false,
@@ -31,19 +37,22 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
 from nulabpass.errors import Conflict, NotFound, StaleWrite
 from nulabpass.org._model import Account, AccountStatus, Team
-from nulabpass.scim._errors import invalid_filter
+from nulabpass.scim._errors import account_not_managed, invalid_filter
 from nulabpass.scim._evaluate import parse_time
 from nulabpass.scim._filter import And, AttrPath, Filter, Not, Or, Present, ValuePath
 from nulabpass.scim._model import (
+    ScimAddress,
     ScimEmail,
     ScimGroupRow,
     ScimProfile,
     ScimToken,
     ScimTombstone,
     ScimUserRow,
+    ScimValue,
 )
 from nulabpass.scim._query import ScimPage, ScimQuery
 from nulabpass.scim._schema import ENTERPRISE_USER
@@ -63,6 +72,56 @@ _USER_LABELLED = tuple(c.label(f"scim_{c.name}") for c in u.columns)
 t = s.teams
 g = s.scim_groups
 tm = s.team_members
+#: Names of the SCIM user columns, in the order they follow the account's in a row.
+_USER_NAMES = tuple(c.name for c in u.columns)
+_ACCOUNT_WIDTH = len(a.columns)
+#: A page of users and their emails, built once: the ids travel as an expanding
+#: parameter, so SQLAlchemy neither rebuilds nor re-keys the statements per page.
+_LOAD_USERS = (
+    select(a, *_USER_LABELLED)
+    .select_from(a.join(u, u.c.account_id == a.c.id))
+    .where(
+        a.c.id.in_(bindparam("ids", expanding=True)),
+        a.c.managed_by == bindparam("org"),
+        u.c.org_id == bindparam("org"),
+    )
+)
+#: The teams of one account (``groups_of``) and of a page of accounts (``groups_by_account``).
+_GROUPS_OF = (
+    select(t)
+    .select_from(t.join(tm, tm.c.team_id == t.c.id))
+    .where(t.c.org_id == bindparam("org"), tm.c.account_id == bindparam("account"))
+    .order_by(t.c.name_key, t.c.id)
+)
+_GROUPS_BY_ACCOUNT = (
+    select(t, tm.c.account_id.label("member_id"))
+    .select_from(t.join(tm, tm.c.team_id == t.c.id))
+    .where(t.c.org_id == bindparam("org"), tm.c.account_id.in_(bindparam("ids", expanding=True)))
+    .order_by(t.c.name_key, t.c.id)
+)
+_TOKEN = select(s.scim_tokens).where(s.scim_tokens.c.id == bindparam("id"))
+#: The versioned write of a user's row; the new values travel as parameters named after
+#: their columns (SQLAlchemy's SET clause), so the statement is built once.
+_UPDATE_USER = update(u).where(
+    u.c.org_id == bindparam("key_org"),
+    u.c.account_id == bindparam("key_account"),
+    u.c.version == bindparam("key_version"),
+)
+uc = s.scim_user_counts
+_USER_COUNT = select(uc.c.users).where(uc.c.org_id == bindparam("org"))
+_UNCOUNT_USER = update(uc).where(uc.c.org_id == bindparam("org")).values(users=uc.c.users - 1)
+#: One more user in the organization's count, the row created with the first user.
+_COUNT_USER = {
+    is_postgres: (postgresql.insert(uc) if is_postgres else sqlite.insert(uc))
+    .values(org_id=bindparam("org"), users=1)
+    .on_conflict_do_update(index_elements=[uc.c.org_id], set_={"users": uc.c.users + 1})
+    for is_postgres in (True, False)
+}
+_LOAD_EMAILS = (
+    select(e.c.account_id, e.c.value, e.c.type, e.c.is_primary, e.c.display)
+    .where(e.c.org_id == bindparam("org"), e.c.account_id.in_(bindparam("ids", expanding=True)))
+    .order_by(e.c.account_id, e.c.position)
+)
 
 #: Below this many matches, an unsorted page is ordered in Python (see query_users).
 _SMALL = 1000
@@ -70,7 +129,19 @@ _SMALL = 1000
 #: fewer match (``userName eq``, ``externalId eq``), that one query gives page and total.
 _PROBE = 50
 
-_PROFILE_COLUMNS = [f.name for f in attrs.fields(ScimProfile) if f.name not in {"emails"}]
+#: Multi-valued attributes stored as JSON lists on the user's row, and their value type.
+_JSON_VALUES: dict[str, type[ScimValue] | type[ScimAddress]] = {
+    "phone_numbers": ScimValue,
+    "ims": ScimValue,
+    "photos": ScimValue,
+    "addresses": ScimAddress,
+    "entitlements": ScimValue,
+    "roles": ScimValue,
+    "x509_certificates": ScimValue,
+}
+_PROFILE_COLUMNS = [
+    f.name for f in attrs.fields(ScimProfile) if f.name != "emails" and f.name not in _JSON_VALUES
+]
 
 
 @attrs.frozen(slots=True)
@@ -95,12 +166,16 @@ class _Compiler:
         self.db = db
         self.fields = fields
         self.multi = multi
+        #: Whether a compiled filter or sort named a column of the accounts.
+        self.uses_accounts = False
 
     def field(self, path: AttrPath) -> _Field:
         key = (path.urn, path.attr, path.sub)
         found = self.fields.get(key)
         if found is None:
             raise invalid_filter(f"The attribute {path.text()} cannot be used in a filter.")
+        if getattr(found.column, "table", None) is a:
+            self.uses_accounts = True
         return found
 
     def compile(self, node: Filter) -> ColumnElement[bool]:
@@ -151,6 +226,11 @@ class _Compiler:
         if f.kind == "string":
             expr = func.lower(col)
             target = value.lower()
+            if op in {"eq", "ne"} and not self.db.is_postgres:
+                # SQLite's lower() folds the ASCII letters only, as its NOCASE collation
+                # does, and the target has no upper-case letter left: the same test,
+                # without building a lowered copy of every row's value.
+                expr = col.collate("NOCASE")
         elif f.kind == "key":
             target = value.casefold()
         present = col.is_not(None)
@@ -183,11 +263,12 @@ class _Compiler:
 
 def _user_fields() -> dict[tuple[str | None, str, str | None], _Field]:
     fields: dict[tuple[str | None, str, str | None], _Field] = {
-        (None, "id", None): _Field(a.c.id, "exact"),
+        (None, "id", None): _Field(u.c.account_id, "exact"),
         (None, "externalId", None): _Field(u.c.external_id, "exact"),
         (None, "userName", None): _Field(u.c.user_name_key, "key"),
         (None, "displayName", None): _Field(u.c.display_name, "string"),
         (None, "nickName", None): _Field(u.c.nick_name, "string"),
+        (None, "profileUrl", None): _Field(u.c.profile_url, "string"),
         (None, "title", None): _Field(u.c.title, "string"),
         (None, "userType", None): _Field(u.c.user_type, "string"),
         (None, "locale", None): _Field(u.c.locale, "string"),
@@ -235,7 +316,9 @@ _GROUP_FIELDS: dict[tuple[str | None, str, str | None], _Field] = {
 
 
 def _row_profile(m: Mapping[str, Any], emails: tuple[ScimEmail, ...]) -> ScimProfile:
-    values = {name: m[name] for name in _PROFILE_COLUMNS}
+    values: dict[str, Any] = {name: m[name] for name in _PROFILE_COLUMNS}
+    for name, kind in _JSON_VALUES.items():
+        values[name] = tuple(kind(**item) for item in m[name] or ())
     return ScimProfile(emails=emails, **values)
 
 
@@ -292,6 +375,9 @@ class SqlScimRepository:
     @staticmethod
     def _values(row: ScimUserRow) -> dict[str, Any]:
         values: dict[str, Any] = {name: getattr(row.profile, name) for name in _PROFILE_COLUMNS}
+        for name in _JSON_VALUES:
+            items = getattr(row.profile, name)
+            values[name] = [attrs.asdict(i) for i in items] if items else None
         values.update(
             org_id=row.org_id,
             account_id=row.account_id,
@@ -319,25 +405,24 @@ class SqlScimRepository:
         )
 
     def add_user(self, row: ScimUserRow) -> None:
-        if not self._db.insert_ignore(u, self._values(row), "scim"):
+        refused = account_not_managed(row.org_id, row.account_id)
+        if not self._db.insert_ignore(u, self._values(row), "scim", on_foreign_key=refused):
             raise Conflict("The account already has SCIM attributes.", code="scim.user_exists")
+        params = [{"org": row.org_id}]
+        self._db.execute(_COUNT_USER[self._db.is_postgres], "scim", params=params)
         # Emails belong to their user row (deleted with it), so a new row has none yet.
         self._write_emails(row, fresh=True)
 
     def update_user(self, row: ScimUserRow, *, emails_changed: bool = True) -> ScimUserRow:
         values = self._values(row)
-        changes = {k: v for k, v in values.items() if k not in {"org_id", "account_id"}}
-        changes["version"] = row.version + 1
-        stmt = (
-            update(u)
-            .where(
-                u.c.org_id == row.org_id,
-                u.c.account_id == row.account_id,
-                u.c.version == row.version,
-            )
-            .values(changes)
+        params = {k: v for k, v in values.items() if k not in {"org_id", "account_id"}}
+        params.update(
+            version=row.version + 1,
+            key_org=row.org_id,
+            key_account=row.account_id,
+            key_version=row.version,
         )
-        if self._db.execute(stmt, "scim").rowcount != 1:
+        if self._db.execute(_UPDATE_USER, "scim", params=[params]).rowcount != 1:
             if self.get_user(row.org_id, row.account_id) is None:
                 raise NotFound(
                     f"The user {row.account_id} no longer exists.", code="scim.not_found"
@@ -353,9 +438,11 @@ class SqlScimRepository:
         self._db.execute(
             delete(e).where(e.c.org_id == org_id, e.c.account_id == account_id), "scim"
         )
-        self._db.execute(
+        gone = self._db.execute(
             delete(u).where(u.c.org_id == org_id, u.c.account_id == account_id), "scim"
         )
+        if gone.rowcount:
+            self._db.execute(_UNCOUNT_USER, "scim", params=[{"org": org_id}])
 
     def _email_exists(self, org_id: str) -> Callable[[Filter, _Compiler], ColumnElement[bool]]:
         def build(inner: Filter, outer: _Compiler) -> ColumnElement[bool]:
@@ -371,10 +458,13 @@ class SqlScimRepository:
     def query_users(self, query: ScimQuery) -> ScimPage:
         org = query.org_id
         compiler = _Compiler(self._db, _USER_FIELDS, {"emails": self._email_exists(org)})
-        where: list[ColumnElement[bool]] = [u.c.org_id == org, a.c.managed_by == org]
+        where: list[ColumnElement[bool]] = [u.c.org_id == org]
         if query.filter is not None:
             where.append(compiler.compile(query.filter))
-        joined = u.join(a, a.c.id == u.c.account_id)
+        order = self._order(compiler, query)
+        # Every row names an account the organization manages (the foreign key), so the
+        # accounts are joined only when the filter or the sort reads one of their columns.
+        joined = u.join(a, a.c.id == u.c.account_id) if compiler.uses_accounts else u
         start = max(query.start_index, 1) - 1
         if query.sort_by is None and query.count > 0:
             probe = self._db.all(
@@ -384,7 +474,13 @@ class SqlScimRepository:
             if len(probe) <= _PROBE:
                 ids = sorted(r._mapping["account_id"] for r in probe)
                 return ScimPage(len(ids), tuple(ids[start : start + query.count]))
-        total = self._db.scalar_int(select(func.count()).select_from(joined).where(*where), "scim")
+        if query.filter is None:
+            # Counting the rows grows with the organization; its count is kept instead.
+            found_total = self._db.row(_USER_COUNT, "scim", org=org)
+            total = int(found_total[0]) if found_total is not None else 0
+        else:
+            count = select(func.count()).select_from(joined).where(*where)
+            total = self._db.scalar_int(count, "scim")
         if query.count <= 0 or total == 0:
             return ScimPage(total, ())
         if query.sort_by is None and total <= _SMALL:
@@ -394,7 +490,6 @@ class SqlScimRepository:
             found = self._db.all(select(u.c.account_id).select_from(joined).where(*where), "scim")
             ids = sorted(r._mapping["account_id"] for r in found)
             return ScimPage(total, tuple(ids[start : start + query.count]))
-        order = self._order(compiler, query)
         order.append(self._db.ordered(u.c.account_id))
         rows = self._db.all(
             select(u.c.account_id)
@@ -416,25 +511,15 @@ class SqlScimRepository:
         emails: dict[str, list[ScimEmail]] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            for r in self._db.all(
-                select(a, *_USER_LABELLED)
-                .select_from(a.join(u, u.c.account_id == a.c.id))
-                .where(a.c.id.in_(chunk), a.c.managed_by == org_id, u.c.org_id == org_id),
-                "scim",
-            ):
-                m = r._mapping
-                accounts[m["id"]] = _account(r)
-                rows[m["id"]] = {c.name: m[f"scim_{c.name}"] for c in u.columns}
-            for r in self._db.all(
-                select(e)
-                .where(e.c.org_id == org_id, e.c.account_id.in_(chunk))
-                .order_by(e.c.account_id, e.c.position),
-                "scim",
-            ):
-                em = r._mapping
-                emails.setdefault(em["account_id"], []).append(
-                    ScimEmail(em["value"], em["type"], em["is_primary"], em["display"])
-                )
+            params = [{"ids": chunk, "org": org_id}]
+            for r in self._db.execute(_LOAD_USERS, "scim", params=params).all():
+                loaded = _account(r)
+                accounts[loaded.id] = loaded
+                rows[loaded.id] = dict(zip(_USER_NAMES, r[_ACCOUNT_WIDTH:], strict=True))
+            for owner, value, type_, primary, display in self._db.execute(
+                _LOAD_EMAILS, "scim", params=params
+            ).all():
+                emails.setdefault(owner, []).append(ScimEmail(value, type_, primary, display))
         out: list[tuple[Account, ScimUserRow]] = []
         for account_id in ids:
             account = accounts.get(account_id)
@@ -457,13 +542,8 @@ class SqlScimRepository:
         ids = list(out)
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            for r in self._db.all(
-                select(t, tm.c.account_id.label("member_id"))
-                .select_from(t.join(tm, tm.c.team_id == t.c.id))
-                .where(t.c.org_id == org_id, tm.c.account_id.in_(chunk))
-                .order_by(t.c.name_key, t.c.id),
-                "scim",
-            ):
+            params = [{"org": org_id, "ids": chunk}]
+            for r in self._db.execute(_GROUPS_BY_ACCOUNT, "scim", params=params).all():
                 out[r._mapping["member_id"]].append(_team(r))
         return out
 
@@ -551,14 +631,8 @@ class SqlScimRepository:
         return ScimPage(total, tuple(r._mapping["id"] for r in rows))
 
     def groups_of(self, org_id: str, account_id: str) -> list[Team]:
-        rows = self._db.all(
-            select(t)
-            .select_from(t.join(tm, tm.c.team_id == t.c.id))
-            .where(t.c.org_id == org_id, tm.c.account_id == account_id)
-            .order_by(t.c.name_key, t.c.id),
-            "scim",
-        )
-        return [_team(r) for r in rows]
+        params = [{"org": org_id, "account": account_id}]
+        return [_team(r) for r in self._db.execute(_GROUPS_OF, "scim", params=params).all()]
 
     def managed_members(self, org_id: str, team_id: str) -> list[Account]:
         rows = self._db.all(
@@ -588,7 +662,7 @@ class SqlScimRepository:
             raise Conflict(f"SCIM token {token.id} already exists.", code="scim.token_exists")
 
     def get_token(self, token_id: str) -> ScimToken | None:
-        found = self._db.first(select(s.scim_tokens).where(s.scim_tokens.c.id == token_id), "scim")
+        found = self._db.row(_TOKEN, "scim", id=token_id)
         return None if found is None else ScimToken(**dict(found._mapping))
 
     def list_tokens(self, org_id: str) -> list[ScimToken]:
@@ -601,7 +675,23 @@ class SqlScimRepository:
         return [ScimToken(**dict(r._mapping)) for r in rows]
 
     def update_token(self, token: ScimToken) -> ScimToken:
+        # last_used_at is written only by record_token_use, so that revoking a token
+        # never rewinds it to the value read earlier.
+        values = attrs.asdict(token)
+        del values["last_used_at"]
         self._db.update_versioned(
-            s.scim_tokens, {"id": token.id}, token.version, attrs.asdict(token), "scim_token"
+            s.scim_tokens, {"id": token.id}, token.version, values, "scim_token"
         )
         return attrs.evolve(token, version=token.version + 1)
+
+    def record_token_use(self, token_id: str, at: datetime, *, stale_before: datetime) -> bool:
+        st = s.scim_tokens
+        stmt = (
+            update(st)
+            .where(
+                st.c.id == token_id,
+                or_(st.c.last_used_at.is_(None), st.c.last_used_at <= stale_before),
+            )
+            .values(last_used_at=at)
+        )
+        return bool(self._db.execute(stmt, "scim").rowcount == 1)
