@@ -30,9 +30,10 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
+from nulabpass._saml_metadata_model import SamlMetadataSource
 from nulabpass._saml_model import PendingLogin, SamlConfiguration
 from nulabpass.audit._checkpoint import Checkpoint
-from nulabpass.audit._model import AuditAnchor, AuditQuery, EventRecord, PersonalDatum
+from nulabpass.audit._model import AuditAnchor, AuditQuery, ChainRow, EventRecord, PersonalDatum
 from nulabpass.domains._model import DomainChallenge, TxtLookup
 from nulabpass.org._model import (
     Account,
@@ -66,12 +67,14 @@ __all__ = [
     "KeyProvider",
     "Mailer",
     "MembershipRepository",
+    "MetadataFetcher",
     "OrganizationRepository",
     "OutboxRepository",
     "PlanRepository",
     "RateDecision",
     "RateLimiter",
     "SamlLoginRepository",
+    "SamlMetadataRepository",
     "SamlReplayCache",
     "SamlSpKey",
     "ScimRepository",
@@ -163,11 +166,15 @@ class AccountRepository(Protocol):
         ...
 
     def update(self, account: Account) -> Account:
-        """Write with a version check; return the account with the next version."""
+        """Write with a version check; return the account with the next version.
+
+        Raises ``Conflict`` (``account.scim_provisioned``) when ``managed_by`` changes
+        while the account has a SCIM user row (delete the row first)."""
         ...
 
     def delete(self, account_id: str) -> None:
-        """Remove the account row (memberships must already be gone)."""
+        """Remove the account row (memberships must already be gone). Raises
+        ``Conflict`` (``account.in_use``) while the account has a SCIM user row."""
         ...
 
     def count_managed(self, org_id: str) -> int:
@@ -396,6 +403,15 @@ class AuditRepository(Protocol):
         """Every event of ``scope`` in ``seq`` order, read in batches."""
         ...
 
+    def chain_rows(
+        self, scope: str, *, after_seq: int = 0, batch_size: int = 5000
+    ) -> Iterator[ChainRow]:
+        """Every event of ``scope`` with ``seq > after_seq`` in ``seq`` order, with its
+        targets and personal data, as plain tuples: what verification reads. Streams
+        (``batch_size`` rows fetched at a time), so memory stays flat; consume it inside
+        the transaction that created it."""
+        ...
+
     def personal_for(self, event_ids: Sequence[str]) -> Mapping[str, tuple[PersonalDatum, ...]]:
         """Personal data of the given events, keyed by event id."""
         ...
@@ -611,6 +627,36 @@ class SamlLoginRepository(Protocol):
         ...
 
 
+class SamlMetadataRepository(Protocol):
+    """Organizations' IdP metadata URLs and their refresh state (one row each, found
+    through a ``next_refresh_at`` index when due)."""
+
+    def get(self, org_id: str) -> SamlMetadataSource | None:
+        """The organization's metadata source, or ``None``."""
+        ...
+
+    def add(self, source: SamlMetadataSource) -> None:
+        """Insert; raises ``Conflict`` (``saml.metadata_url_exists``) if one exists."""
+        ...
+
+    def update(self, source: SamlMetadataSource) -> SamlMetadataSource:
+        """Write with a version check; return it with the next version."""
+        ...
+
+    def delete(self, org_id: str) -> None:
+        """Remove the organization's metadata source if present."""
+        ...
+
+    def due(self, now: datetime, limit: int) -> list[SamlMetadataSource]:
+        """Sources whose ``next_refresh_at <= now``, earliest first, at most ``limit``."""
+        ...
+
+    def configurations(self, after: str | None, limit: int) -> list[SamlConfiguration]:
+        """IdP configurations of every organization, ordered by organization id, starting
+        after ``after``, at most ``limit`` (host-wide certificate reports page with it)."""
+        ...
+
+
 class ScimRepository(Protocol):
     """SCIM provisioning state beside accounts and teams: users' SCIM attributes,
     groups' external ids, tombstones of deleted users and bearer tokens.
@@ -625,7 +671,9 @@ class ScimRepository(Protocol):
         ...
 
     def add_user(self, row: ScimUserRow) -> None:
-        """Insert; raises ``Conflict`` (``scim.user_exists``) when the account has a row."""
+        """Insert; raises ``Conflict`` (``scim.user_exists``) when the account has a row,
+        and (``scim.account_not_managed``) unless ``row.org_id`` manages the account: user
+        lists rely on every row naming an account its organization manages."""
         ...
 
     def update_user(self, row: ScimUserRow, *, emails_changed: bool = True) -> ScimUserRow:
@@ -703,7 +751,14 @@ class ScimRepository(Protocol):
         ...
 
     def update_token(self, token: ScimToken) -> ScimToken:
-        """Write with a version check; return it with the next version."""
+        """Write with a version check; return it with the next version. The token's
+        ``last_used_at`` is left as stored (see :meth:`record_token_use`)."""
+        ...
+
+    def record_token_use(self, token_id: str, at: datetime, *, stale_before: datetime) -> bool:
+        """Set the token's ``last_used_at`` to ``at`` if it is unset or not later than
+        ``stale_before``; whether it was written. No version check or bump: concurrent
+        requests may all try, and the value is informational."""
         ...
 
 
@@ -758,6 +813,11 @@ class UnitOfWork(Protocol):
     @property
     def saml(self) -> SamlLoginRepository:
         """SAML sign-in configuration and state of this unit of work."""
+        ...
+
+    @property
+    def saml_metadata(self) -> SamlMetadataRepository:
+        """IdP metadata URLs and their refresh state of this unit of work."""
         ...
 
     @property
@@ -850,6 +910,21 @@ class SamlReplayCache(Protocol):
     def remember(self, key: str, *, expires_at: datetime, now: datetime) -> bool:
         """Record ``key`` until ``expires_at``; return ``False`` if it is already recorded
         and has not expired at ``now``."""
+        ...
+
+
+@runtime_checkable
+class MetadataFetcher(Protocol):
+    """Downloads IdP metadata documents from the URLs admins give.
+
+    ``nulabpass.saml.HttpsMetadataFetcher`` is the default: HTTPS only, public addresses
+    only, bounded size and time. ``nulabpass.testing.StaticMetadataFetcher`` serves
+    documents from a table.
+    """
+
+    def fetch(self, url: str) -> bytes:
+        """The document at ``url``; raises ``nulabpass.saml.MetadataFetchError`` (codes
+        ``saml.fetch_*``) when it cannot or must not be fetched."""
         ...
 
 

@@ -82,6 +82,10 @@ NOT_USE_CASES: dict[str, str] = {
     "saml.sp_metadata": "read",
     "saml.sp_keys": "read",
     "saml.home_realm": "read",
+    "saml.metadata_status": "read",
+    "saml.certificate_health": "read",
+    "saml.expiring_certificates": "read",
+    "saml.refresh_due": "runs each due refresh as its own audited use case",
     "saml.sp_entity_id": "derived from configuration",
     "saml.acs_url": "derived from configuration",
     "saml.login_url": "derived from configuration",
@@ -563,6 +567,68 @@ def _saml_complete_login(h: Harness) -> None:
         h.np.saml.complete_login(h.org, TestIdentityProvider.post_value(xml))
 
 
+_METADATA_URL = "https://idp.example.test/metadata"
+
+
+def _saml_metadata_url(h: Harness) -> tuple[Any, Any]:
+    from nulabpass.saml.testing import TestIdentityProvider
+    from nulabpass.testing import StaticMetadataFetcher
+
+    idp = TestIdentityProvider()
+    h.np.saml.configure(h.admin, h.org, metadata_xml=idp.metadata())
+    fetcher = h.np.saml.metadata_fetcher
+    assert isinstance(fetcher, StaticMetadataFetcher)
+    fetcher.publish(_METADATA_URL, idp.metadata())
+    h.np.saml.set_metadata_url(h.admin, h.org, _METADATA_URL)
+    return idp, fetcher
+
+
+def _saml_set_metadata_url(h: Harness) -> None:
+    from nulabpass.saml.testing import TestIdentityProvider
+
+    h.np.saml.configure(h.admin, h.org, metadata_xml=TestIdentityProvider().metadata())
+    with h.watch():
+        h.np.saml.set_metadata_url(h.admin, h.org, _METADATA_URL)
+
+
+def _saml_clear_metadata_url(h: Harness) -> None:
+    _saml_metadata_url(h)
+    with h.watch():
+        h.np.saml.clear_metadata_url(h.admin, h.org)
+
+
+def _saml_refresh_metadata(h: Harness) -> None:
+    from nulabpass.saml.testing import TestIdentityProvider
+
+    idp, fetcher = _saml_metadata_url(h)
+    moved = TestIdentityProvider(sso_url="https://idp.example.test/sso2", keys=idp.keys)
+    fetcher.publish(_METADATA_URL, moved.metadata())
+    with h.watch():
+        h.np.saml.refresh_metadata(h.org)
+
+
+def _saml_pending_metadata(h: Harness) -> str:
+    from nulabpass.saml.testing import TestIdentityProvider
+
+    _, fetcher = _saml_metadata_url(h)
+    fetcher.publish(_METADATA_URL, TestIdentityProvider().metadata())
+    pending = h.np.saml.refresh_metadata(h.org)
+    assert pending.sha256 is not None
+    return pending.sha256
+
+
+def _saml_approve_pending_metadata(h: Harness) -> None:
+    digest = _saml_pending_metadata(h)
+    with h.watch():
+        h.np.saml.approve_pending_metadata(h.admin, h.org, sha256=digest)
+
+
+def _saml_reject_pending_metadata(h: Harness) -> None:
+    digest = _saml_pending_metadata(h)
+    with h.watch():
+        h.np.saml.reject_pending_metadata(h.admin, h.org, sha256=digest)
+
+
 def _saml_recent_failures(h: Harness) -> None:
     with h.watch():
         h.np.saml.recent_failures(h.admin, h.org)
@@ -573,6 +639,11 @@ SCENARIOS: dict[str, Scenario] = {
     "saml.begin_login": _saml_begin_login,
     "saml.complete_login": _saml_complete_login,
     "saml.recent_failures": _saml_recent_failures,
+    "saml.set_metadata_url": _saml_set_metadata_url,
+    "saml.clear_metadata_url": _saml_clear_metadata_url,
+    "saml.refresh_metadata": _saml_refresh_metadata,
+    "saml.approve_pending_metadata": _saml_approve_pending_metadata,
+    "saml.reject_pending_metadata": _saml_reject_pending_metadata,
     "scim.handle": _scim_handle,
     "scim.tokens.create": _scim_tokens_create,
     "scim.tokens.rotate": _scim_tokens_rotate,

@@ -435,7 +435,9 @@ class _Choreography:
         if (
             name == self.pausing
             and not self.paused.is_set()
-            and text.startswith("insert into nulabpass_audit_events")
+            # PostgreSQL inserts the event inside a WITH clause (one statement with its
+            # targets and personal data).
+            and "insert into nulabpass_audit_events" in text
         ):
             self.paused.set()
             self.lock_requested.wait(timeout=10)

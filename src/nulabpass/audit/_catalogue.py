@@ -97,6 +97,35 @@ ACTIONS: dict[str, ActionSpec] = _specs(
         "saml",
         "A SAML sign-in was refused; the metadata names the error code.",
     ),
+    (
+        "saml.metadata_url_set",
+        "saml",
+        "An admin set (or changed) the URL the IdP metadata is refreshed from.",
+    ),
+    ("saml.metadata_url_cleared", "saml", "An admin stopped refreshing the IdP metadata."),
+    (
+        "saml.metadata_updated",
+        "saml",
+        "A refreshed IdP metadata document replaced the configuration (certificate changes "
+        "only when signed by a trusted certificate).",
+    ),
+    (
+        "saml.metadata_pending",
+        "saml",
+        "A refreshed IdP metadata document changes the trusted certificates without a "
+        "trusted signature; it waits for an admin's approval.",
+    ),
+    (
+        "saml.metadata_approved",
+        "saml",
+        "An admin approved the pending IdP metadata document, which now configures sign-in.",
+    ),
+    ("saml.metadata_rejected", "saml", "An admin rejected the pending IdP metadata document."),
+    (
+        "saml.metadata_refresh_failed",
+        "saml",
+        "Refreshing the IdP metadata failed; the metadata names the error code.",
+    ),
     ("domain.verified", "domain", "The organization verified an email domain."),
     (
         "domain.added",

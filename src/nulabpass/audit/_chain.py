@@ -25,16 +25,18 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import attrs
 
-from nulabpass.audit._model import EventRecord, PersonalDatum
+from nulabpass.audit._model import ChainRow, EventRecord, PersonalDatum
 
 __all__ = [
     "ChainVerification",
     "canonical_bytes",
     "check_event",
+    "check_row",
     "commit",
     "event_hash",
     "format_time",
@@ -43,15 +45,16 @@ __all__ = [
 
 _EVENT_TAG = b"nulabpass.audit.event.v1\n"
 _COMMIT_TAG = b"nulabpass.audit.commit.v1\n"
+_sha256 = hashlib.sha256
+_equal = hmac.compare_digest
 
 
 def format_time(value: datetime) -> str:
     """Canonical UTC timestamp with microseconds (``YYYY-MM-DDTHH:MM:SS.ffffffZ``)."""
-    v = value.astimezone(UTC)
-    return (
-        f"{v.year:04d}-{v.month:02d}-{v.day:02d}T"
-        f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}Z"
-    )
+    v = value if value.tzinfo is UTC else value.astimezone(UTC)
+    # ``isoformat`` is implemented in C; with the offset dropped and microseconds forced
+    # it writes exactly the fixed-width form above, which verification needs per event.
+    return v.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 # One encoder for every event: ``json.dumps`` with options builds a new one per call.
@@ -65,38 +68,82 @@ def new_salt() -> str:
 
 def commit(slot: str, salt: str, value: str) -> str:
     """Commitment to one personal value in one slot."""
-    h = hashlib.sha256(_COMMIT_TAG)
-    for part in (slot, salt, value):
-        encoded = part.encode("utf-8")
-        # Length prefixes keep ("ab", "c") and ("a", "bc") apart.
-        h.update(len(encoded).to_bytes(4, "big"))
-        h.update(encoded)
-    return h.hexdigest()
+    a, b, c = slot.encode("utf-8"), salt.encode("utf-8"), value.encode("utf-8")
+    # Length prefixes keep ("ab", "c") and ("a", "bc") apart.
+    return _sha256(
+        b"".join(
+            (
+                _COMMIT_TAG,
+                len(a).to_bytes(4, "big"),
+                a,
+                len(b).to_bytes(4, "big"),
+                b,
+                len(c).to_bytes(4, "big"),
+                c,
+            )
+        )
+    ).hexdigest()
 
 
 def canonical_bytes(event: EventRecord) -> bytes:
     """The exact bytes hashed for ``event`` (every field except ``hash``)."""
+    return _canonical(
+        event.id,
+        event.scope,
+        event.seq,
+        event.occurred_at,
+        event.action,
+        event.category,
+        event.outcome.value,
+        event.actor_type,
+        event.actor_id,
+        [(t.type, t.id) for t in event.targets],
+        event.context,
+        event.metadata,
+        event.commitments,
+        event.prev_hash,
+    )
+
+
+def _canonical(
+    id_: str,
+    scope: str,
+    seq: int,
+    occurred_at: datetime,
+    action: str,
+    category: str,
+    outcome: str,
+    actor_type: str,
+    actor_id: str,
+    targets: Sequence[tuple[str, str]],
+    context: Mapping[str, str],
+    metadata: Mapping[str, str | int | bool | None],
+    commitments: Mapping[str, str],
+    prev_hash: str,
+) -> bytes:
+    # The one definition of the hashed bytes, shared by events and verification rows.
+    # JSON writes tuples as arrays, so the target pairs need no conversion.
     body = {
-        "id": event.id,
-        "scope": event.scope,
-        "seq": event.seq,
-        "occurred_at": format_time(event.occurred_at),
-        "action": event.action,
-        "category": event.category,
-        "outcome": event.outcome.value,
-        "actor": [event.actor_type, event.actor_id],
-        "targets": [[t.type, t.id] for t in event.targets],
-        "context": dict(event.context),
-        "metadata": dict(event.metadata),
-        "commitments": dict(event.commitments),
-        "prev_hash": event.prev_hash,
+        "id": id_,
+        "scope": scope,
+        "seq": seq,
+        "occurred_at": format_time(occurred_at),
+        "action": action,
+        "category": category,
+        "outcome": outcome,
+        "actor": (actor_type, actor_id),
+        "targets": targets,
+        "context": context if type(context) is dict else dict(context),
+        "metadata": metadata if type(metadata) is dict else dict(metadata),
+        "commitments": commitments if type(commitments) is dict else dict(commitments),
+        "prev_hash": prev_hash,
     }
     return _ENCODER.encode(body).encode("utf-8")
 
 
 def event_hash(event: EventRecord) -> str:
     """Hash of ``event`` as the chain defines it (ignores ``event.hash`` itself)."""
-    return hashlib.sha256(_EVENT_TAG + canonical_bytes(event)).hexdigest()
+    return _sha256(_EVENT_TAG + canonical_bytes(event)).hexdigest()
 
 
 @attrs.frozen(slots=True)
@@ -139,46 +186,95 @@ def check_event(
 ) -> tuple[str, str] | None:
     """Check one event against its expected position; return ``(code, message)`` or
     ``None`` when it is sound."""
-    return _check_one(event, expected_seq, expected_prev, data)
+    row: ChainRow = (
+        event.seq,
+        event.id,
+        event.occurred_at,
+        event.action,
+        event.category,
+        event.outcome.value,
+        event.actor_type,
+        event.actor_id,
+        tuple((t.type, t.id) for t in event.targets),
+        event.context,
+        event.metadata,
+        event.commitments,
+        event.prev_hash,
+        event.hash,
+        tuple((d.slot, d.salt, d.value) for d in data),
+    )
+    return check_row(row, event.scope, expected_seq, expected_prev)
 
 
-def _check_one(
-    event: EventRecord,
-    expected_seq: int,
-    expected_prev: str,
-    data: tuple[PersonalDatum, ...],
+def check_row(
+    row: ChainRow, scope: str, expected_seq: int, expected_prev: str
 ) -> tuple[str, str] | None:
-    if event.seq != expected_seq:
+    """:func:`check_event` for a verification row of ``scope`` (see
+    :data:`~nulabpass.audit._model.ChainRow`)."""
+    (
+        seq,
+        id_,
+        occurred_at,
+        action,
+        category,
+        outcome,
+        actor_type,
+        actor_id,
+        targets,
+        context,
+        metadata,
+        commitments,
+        prev_hash,
+        stored_hash,
+        personal,
+    ) = row
+    if seq != expected_seq:
         return (
             "audit.sequence_gap",
-            f"Event {event.id} has sequence {event.seq} where {expected_seq} was expected: "
+            f"Event {id_} has sequence {seq} where {expected_seq} was expected: "
             "events were removed, inserted or reordered.",
         )
-    if not hmac.compare_digest(event.prev_hash, expected_prev):
+    if not _equal(prev_hash, expected_prev):
         return (
             "audit.link_broken",
-            f"Event {event.id} (sequence {event.seq}) does not link to the event before "
+            f"Event {id_} (sequence {seq}) does not link to the event before "
             "it: an earlier event was changed, removed or reordered.",
         )
-    if not hmac.compare_digest(event_hash(event), event.hash):
+    body = _canonical(
+        id_,
+        scope,
+        seq,
+        occurred_at,
+        action,
+        category,
+        outcome,
+        actor_type,
+        actor_id,
+        targets,
+        context,
+        metadata,
+        commitments,
+        prev_hash,
+    )
+    if not _equal(_sha256(_EVENT_TAG + body).hexdigest(), stored_hash):
         return (
             "audit.hash_mismatch",
-            f"Event {event.id} (sequence {event.seq}) was modified after it was recorded.",
+            f"Event {id_} (sequence {seq}) was modified after it was recorded.",
         )
-    for datum in data:
-        committed = event.commitments.get(datum.slot)
+    for slot, salt, value in personal:
+        committed = commitments.get(slot)
         if committed is None:
             return (
                 "audit.personal_data_mismatch",
-                f"Event {event.id} (sequence {event.seq}) has personal data in slot "
-                f"{datum.slot!r} that was never recorded with it.",
+                f"Event {id_} (sequence {seq}) has personal data in slot "
+                f"{slot!r} that was never recorded with it.",
             )
-        if datum.value is None or datum.salt is None:
+        if value is None or salt is None:
             continue
-        if not hmac.compare_digest(commit(datum.slot, datum.salt, datum.value), committed):
+        if not _equal(commit(slot, salt, value), committed):
             return (
                 "audit.personal_data_mismatch",
-                f"Personal data in slot {datum.slot!r} of event {event.id} (sequence "
-                f"{event.seq}) was modified after it was recorded.",
+                f"Personal data in slot {slot!r} of event {id_} (sequence "
+                f"{seq}) was modified after it was recorded.",
             )
     return None

@@ -8,10 +8,11 @@ holding all leaves.
 from __future__ import annotations
 
 import binascii
+import hashlib
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
-from nulabpass.audit._chain import ChainVerification, check_event
+from nulabpass.audit._chain import ChainVerification, check_row
 from nulabpass.audit._checkpoint import Checkpoint, check_checkpoint, sign_checkpoint
 from nulabpass.audit._merkle import (
     MerkleAccumulator,
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 PublicKeyLookup = Callable[[str], bytes | None]
+_sha256 = hashlib.sha256
 
 
 def events_after(
@@ -53,11 +55,17 @@ def events_after(
         last = batch[-1].seq
 
 
-def _hash_bytes(event: EventRecord) -> bytes:
+def _leaf_data(stored_hash: str) -> bytes:
+    # A leaf is the event's 32-byte hash; a stored hash that is not hex (tampered) still
+    # gives a leaf, so the tree, and any checkpoint over it, stops matching.
     try:
-        return binascii.unhexlify(event.hash)
+        return binascii.unhexlify(stored_hash)
     except (binascii.Error, ValueError):
-        return event.hash.encode("utf-8")
+        return stored_hash.encode("utf-8")
+
+
+def _hash_bytes(event: EventRecord) -> bytes:
+    return _leaf_data(event.hash)
 
 
 def _frontier(hexes: tuple[str, ...]) -> list[bytes]:
@@ -236,20 +244,36 @@ def verify_log(
                 )
         expected_seq = start + 1
         expected_prev = GENESIS_HASH if anchor is None else anchor.prev_hash
-        batch: list[EventRecord] = []
-        for event in uow.audit.iter_chain(scope, batch_size=batch_size):
-            batch.append(event)
-            if len(batch) >= batch_size:
-                failed = run.batch(batch, acc, expected_seq, expected_prev)
-                if failed is not None:
-                    return failed
-                expected_seq, expected_prev = batch[-1].seq + 1, batch[-1].hash
-                batch = []
-        failed = run.batch(batch, acc, expected_seq, expected_prev)
+        failed = run.checkpoints_at(acc)
         if failed is not None:
             return failed
-        if batch:
-            expected_seq, expected_prev = batch[-1].seq + 1, batch[-1].hash
+        # The loop below runs once per event of logs of millions: it works on the
+        # store's plain rows and keeps its state in locals.
+        next_checkpoint = run.next_size()
+        push = acc.push_hash
+        count = 0
+        rows = uow.audit.chain_rows(scope, after_seq=start, batch_size=batch_size)
+        try:
+            for row in rows:
+                problem = check_row(row, scope, expected_seq, expected_prev)
+                if problem is not None:
+                    run.count, run.head = count, (expected_seq - 1, expected_prev)
+                    return run.fail(problem[0], problem[1], broken=(row[0], row[1]))
+                stored = row[13]
+                push(_sha256(b"\x00" + _leaf_data(stored)).digest())
+                count += 1
+                expected_seq, expected_prev = row[0] + 1, stored
+                if next_checkpoint is not None and acc.size >= next_checkpoint:
+                    run.count, run.head = count, (row[0], stored)
+                    failed = run.checkpoints_at(acc)
+                    if failed is not None:
+                        return failed
+                    next_checkpoint = run.next_size()
+        finally:
+            close = getattr(rows, "close", None)
+            if close is not None:
+                close()
+        run.count, run.head = count, (expected_seq - 1, expected_prev)
         beyond = run.pending()
         if beyond is not None:
             return run.fail(
@@ -310,7 +334,7 @@ class _Run:
         code: str,
         message: str,
         *,
-        event: EventRecord | None = None,
+        broken: tuple[int, str] | None = None,
         checkpoint_size: int | None = None,
         head: tuple[int, str] | None = None,
     ) -> ChainVerification:
@@ -321,8 +345,8 @@ class _Run:
             events_checked=self.count,
             head_seq=head_seq,
             head_hash=head_hash,
-            first_broken_seq=None if event is None else event.seq,
-            first_broken_id=None if event is None else event.id,
+            first_broken_seq=None if broken is None else broken[0],
+            first_broken_id=None if broken is None else broken[1],
             problem=code,
             message=message,
             start_seq=self.start + 1,
@@ -331,31 +355,12 @@ class _Run:
             signatures_checked=self.public_key is not None,
         )
 
-    def batch(
-        self,
-        batch: list[EventRecord],
-        acc: MerkleAccumulator,
-        expected_seq: int,
-        expected_prev: str,
-    ) -> ChainVerification | None:
-        if not batch:
-            return self._checkpoints_at(acc)
-        personal = self.uow.audit.personal_for([e.id for e in batch])
-        for event in batch:
-            problem = check_event(event, expected_seq, expected_prev, personal.get(event.id, ()))
-            if problem is not None:
-                self.head = (expected_seq - 1, expected_prev)
-                return self.fail(problem[0], problem[1], event=event)
-            acc.push(_hash_bytes(event))
-            self.count += 1
-            expected_seq, expected_prev = event.seq + 1, event.hash
-            self.head = (event.seq, event.hash)
-            failed = self._checkpoints_at(acc)
-            if failed is not None:
-                return failed
-        return None
+    def next_size(self) -> int | None:
+        """The tree size of the next checkpoint to compare, if any."""
+        cp = self._peek()
+        return None if cp is None else cp.tree_size
 
-    def _checkpoints_at(self, acc: MerkleAccumulator) -> ChainVerification | None:
+    def checkpoints_at(self, acc: MerkleAccumulator) -> ChainVerification | None:
         while (cp := self._peek()) is not None and cp.tree_size <= acc.size:
             self._queue.pop(0)
             if cp.tree_size < acc.size:

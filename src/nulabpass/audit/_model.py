@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import datetime
+from typing import TypeAlias
 
 import attrs
 
@@ -18,6 +19,7 @@ __all__ = [
     "GENESIS_HASH",
     "AuditPage",
     "AuditQuery",
+    "ChainRow",
     "EventRecord",
     "Outcome",
     "PersonalDatum",
@@ -87,6 +89,31 @@ class EventRecord:
     commitments: Mapping[str, str]
     prev_hash: str
     hash: str
+
+
+#: One event as verification reads it, a plain tuple so that reading millions of them
+#: builds no objects per row: ``(seq, id, occurred_at, action, category, outcome,
+#: actor_type, actor_id, targets, context, metadata, commitments, prev_hash, hash,
+#: personal)`` with ``targets`` as ``(type, id)`` pairs in position order and
+#: ``personal`` as ``(slot, salt, value)`` triples in slot order (``salt`` and ``value``
+#: ``None`` once erased). The event's scope is the one asked for.
+ChainRow: TypeAlias = tuple[
+    int,
+    str,
+    datetime,
+    str,
+    str,
+    str,
+    str,
+    str,
+    tuple[tuple[str, str], ...],
+    Mapping[str, str],
+    Mapping[str, str | int | bool | None],
+    Mapping[str, str],
+    str,
+    str,
+    tuple[tuple[str, str | None, str | None], ...],
+]
 
 
 @attrs.frozen(slots=True)

@@ -24,6 +24,7 @@ from nulabpass.audit._model import (
     GENESIS_HASH,
     AuditAnchor,
     AuditQuery,
+    ChainRow,
     EventRecord,
     PersonalDatum,
 )
@@ -45,9 +46,14 @@ from nulabpass.org._model import (
 )
 from nulabpass.outbox._model import OutboxMessage
 from nulabpass.ports import BILLING_APPLIED, FailureCounter, StoredPlan
+from nulabpass.scim._errors import scim_provisioned
 from nulabpass.stores._memory_audit import MemoryAuditLedger
 from nulabpass.stores._memory_domains import MemoryDomainChallenges
 from nulabpass.stores._memory_saml import MemorySamlLoginRepository, SamlState
+from nulabpass.stores._memory_saml_metadata import (
+    MemorySamlMetadataRepository,
+    SamlMetadataState,
+)
 from nulabpass.stores._memory_scim import MemoryScimRepository, ScimState
 
 __all__ = ["MemoryStore"]
@@ -100,6 +106,7 @@ class _State:
         self.withdrawn: dict[str, dict[str, datetime]] = {}
         self.scim = ScimState()
         self.saml = SamlState()
+        self.saml_metadata = SamlMetadataState()
 
 
 class _Tx:
@@ -215,6 +222,13 @@ class _Accounts:
         current = self._s.accounts.get(account.id)
         new = _bump(account, current, "account", account.id)
         assert current is not None  # noqa: S101 - _bump raised otherwise
+        # The SQL store's foreign key from SCIM rows to (id, managed_by).
+        if (
+            new.managed_by != current.managed_by
+            and current.managed_by is not None
+            and (current.managed_by, new.id) in self._s.scim.users
+        ):
+            raise scim_provisioned(new.id)
         if new.email != current.email:
             if new.email in self._s.email_index:
                 raise Conflict(
@@ -235,6 +249,13 @@ class _Accounts:
         current = self._s.accounts.get(account_id)
         if current is None:
             return
+        if current.managed_by is not None and (
+            (current.managed_by, account_id) in self._s.scim.users
+        ):
+            raise Conflict(
+                f"Account {account_id} still has SCIM attributes; delete them first.",
+                code="account.in_use",
+            )
         self._tx.pop(self._s.email_index, current.email)
         if current.managed_by is not None:
             self._tx.index_remove(self._s.managed, current.managed_by, account_id)
@@ -491,6 +512,10 @@ def _name(domain: Domain) -> str:
     return domain.name
 
 
+def _slot(datum: PersonalDatum) -> str:
+    return datum.slot
+
+
 class _Audit:
     def __init__(self, tx: _Tx) -> None:
         self._tx = tx
@@ -548,6 +573,33 @@ class _Audit:
     def iter_chain(self, scope: str, *, batch_size: int = 1000) -> Iterator[EventRecord]:
         # A snapshot of the list: later appends do not disturb an ongoing iteration.
         yield from list(self._s.events.get(scope, []))
+
+    def chain_rows(
+        self, scope: str, *, after_seq: int = 0, batch_size: int = 5000
+    ) -> Iterator[ChainRow]:
+        personal = self._s.personal
+        # A snapshot of the list, as iter_chain takes.
+        for e in list(self._s.events.get(scope, [])):
+            if e.seq <= after_seq:
+                continue
+            data = sorted(personal.get(e.id, ()), key=_slot)
+            yield (
+                e.seq,
+                e.id,
+                e.occurred_at,
+                e.action,
+                e.category,
+                e.outcome.value,
+                e.actor_type,
+                e.actor_id,
+                tuple((t.type, t.id) for t in e.targets),
+                e.context,
+                e.metadata,
+                e.commitments,
+                e.prev_hash,
+                e.hash,
+                tuple((d.slot, d.salt, d.value) for d in data),
+            )
 
     def personal_for(self, event_ids: Sequence[str]) -> Mapping[str, tuple[PersonalDatum, ...]]:
         return {eid: self._s.personal[eid] for eid in event_ids if eid in self._s.personal}
@@ -710,6 +762,7 @@ class _UnitOfWork:
         self.plans = _Plans(tx)
         self.scim = MemoryScimRepository(tx)
         self.saml = MemorySamlLoginRepository(tx)
+        self.saml_metadata = MemorySamlMetadataRepository(tx)
 
 
 class MemoryStore:

@@ -1357,6 +1357,67 @@ class StoreContract:
             assert got == events, batch_size
         assert read(store, lambda u: list(u.audit.iter_chain("org-z"))) == []
 
+    def test_chain_rows_give_every_event_with_its_targets_and_personal_data(
+        self, store: Store
+    ) -> None:
+        """chain_rows streams the events of one scope after ``after_seq`` in seq order,
+        each with its targets in position order and its personal data in slot order
+        (erased values as None), whatever the batch size."""
+        two = (Target("account", "acc-2"), Target("team", "team-1"))
+        events = [
+            make_event("org-a", 1, targets=two),
+            make_event("org-a", 2),
+            make_event("org-a", 3, targets=two[1:]),
+        ]
+        data = {
+            events[0].id: [
+                make_datum(events[0].id, "target.0.email", "acc-2", "two@example.com"),
+                make_datum(events[0].id, "actor.email", "acc-1", "one@example.com"),
+            ],
+            events[2].id: [make_datum(events[2].id, "context.ip", "acc-1", "192.0.2.1")],
+        }
+        with store.transaction() as uow:
+            for event in events:
+                uow.audit.append(event, data.get(event.id, ()))
+        append_chain(store, "org-b", 2)
+        with store.transaction() as uow:
+            uow.audit.erase_subject("acc-2")
+
+        def row(event: EventRecord) -> tuple[object, ...]:
+            personal = by_slot(data.get(event.id, ()))
+            return (
+                event.seq,
+                event.id,
+                event.occurred_at,
+                event.action,
+                event.category,
+                event.outcome.value,
+                event.actor_type,
+                event.actor_id,
+                tuple((t.type, t.id) for t in event.targets),
+                dict(event.context),
+                dict(event.metadata),
+                dict(event.commitments),
+                event.prev_hash,
+                event.hash,
+                tuple(
+                    (d.slot, None, None) if d.subject_id == "acc-2" else (d.slot, d.salt, d.value)
+                    for d in personal
+                ),
+            )
+
+        for batch_size in (1, 2, 1000):
+            with store.transaction() as uow:
+                got = [
+                    (*r[:9], dict(r[9]), dict(r[10]), dict(r[11]), *r[12:])
+                    for r in uow.audit.chain_rows("org-a", batch_size=batch_size)
+                ]
+            assert got == [row(e) for e in events], batch_size
+        with store.transaction() as uow:
+            assert [r[0] for r in uow.audit.chain_rows("org-a", after_seq=1)] == [2, 3]
+            assert list(uow.audit.chain_rows("org-a", after_seq=3)) == []
+            assert list(uow.audit.chain_rows("org-z")) == []
+
     def test_personal_data_is_keyed_by_event(self, store: Store) -> None:
         """personal_for returns each requested event's data (order within an event is
         not specified); events without data map to nothing or to ()."""

@@ -13,33 +13,45 @@ a stale write, or a missing row, which a second lookup tells apart.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+import json
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
+    Integer,
+    Select,
+    String,
     Table,
+    Text,
     and_,
+    bindparam,
+    cast,
     delete,
     exists,
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
+    true,
+    type_coerce,
     update,
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, CursorResult
-from sqlalchemy.sql import Executable
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql import Executable, FromClause
+from sqlalchemy.sql.dml import Insert, Update
 
 from nulabpass.audit._model import (
     GENESIS_HASH,
     AuditQuery,
+    ChainRow,
     EventRecord,
     Outcome,
     PersonalDatum,
@@ -72,6 +84,7 @@ from nulabpass.org._model import (
 from nulabpass.outbox._model import OutboxKind, OutboxMessage
 from nulabpass.plans import PlanRecord
 from nulabpass.ports import FailureCounter, StoredPlan
+from nulabpass.scim._errors import scim_provisioned
 from nulabpass.stores.sql import schema as s
 from nulabpass.stores.sql._errors import ConstraintKind, constraint_kind, translate
 
@@ -106,6 +119,9 @@ def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
 
 #: ``INSERT ... ON CONFLICT DO NOTHING`` per (table, is PostgreSQL), built once.
 _INSERT_IGNORE: dict[tuple[str, bool], Insert] = {}
+#: ``UPDATE ... WHERE key AND version = :v`` per (table, key columns), built once; the
+#: new values travel as parameters named after their columns (SQLAlchemy's SET clause).
+_UPDATE_VERSIONED: dict[tuple[str, tuple[str, ...]], Update] = {}
 
 
 class Db:
@@ -115,6 +131,8 @@ class Db:
         self._conn = conn
         self.is_postgres = conn.dialect.name == "postgresql"
         self._open = True
+        #: Organizations whose row this transaction locked with ``organizations.lock``.
+        self.locked: set[str] = set()
 
     def close(self) -> None:
         """Refuse further use: the transaction this connection served has ended."""
@@ -159,9 +177,31 @@ class Db:
         except sa_exc.SQLAlchemyError as exc:
             raise translate(exc, resource) from exc
 
+    def stream(
+        self, stmt: Executable, params: Mapping[str, Any], resource: str, batch_size: int
+    ) -> Generator[AnyRow, None, None]:
+        """Rows of a query fetched ``batch_size`` at a time (PostgreSQL: a server-side
+        cursor), so a large result never sits in memory whole."""
+        conn = self._connection()
+        size = max(batch_size, 1)
+        options = {"stream_results": True, "yield_per": size}
+        try:
+            with conn.execute(stmt.execution_options(**options), dict(params)) as result:
+                for partition in result.partitions(size):
+                    yield from partition
+        except sa_exc.SQLAlchemyError as exc:
+            raise translate(exc, resource) from exc
+
     def first(self, stmt: Executable, resource: str) -> AnyRow | None:
         """The first row of a query, or ``None``."""
         return self.execute(stmt, resource).first()
+
+    def row(self, stmt: Executable, resource: str, **params: Any) -> AnyRow | None:
+        """The first row of a statement built once with bind parameters, or ``None``.
+
+        Hot look-ups keep their statement in a constant and pass the values here:
+        building a statement and deriving its cache key cost more than running it."""
+        return self.execute(stmt, resource, params=[params]).first()
 
     def all(self, stmt: Executable, resource: str) -> Sequence[AnyRow]:
         """Every row of a query."""
@@ -172,11 +212,19 @@ class Db:
         value = self.execute(stmt, resource).scalar()
         return int(value) if value is not None else 0
 
-    def insert_ignore(self, table: Table, values: Mapping[str, Any], resource: str) -> bool:
+    def insert_ignore(
+        self,
+        table: Table,
+        values: Mapping[str, Any],
+        resource: str,
+        *,
+        on_foreign_key: NulabPassError | None = None,
+    ) -> bool:
         """Insert one row unless it violates a unique constraint; return whether it did.
 
         ``ON CONFLICT DO NOTHING`` covers every unique constraint of the table and,
-        unlike catching the error, does not abort a PostgreSQL transaction.
+        unlike catching the error, does not abort a PostgreSQL transaction. A foreign
+        key violation raises ``on_foreign_key`` when given.
         """
         key = (table.name, self.is_postgres)
         stmt = _INSERT_IGNORE.get(key)
@@ -187,7 +235,8 @@ class Db:
             _INSERT_IGNORE[key] = stmt
         # The row travels as parameters, not in the statement: one cached statement per
         # table, so SQLAlchemy does not derive a new cache key from every row's values.
-        return self.execute(stmt, resource, params=[dict(values)]).rowcount == 1
+        result = self.execute(stmt, resource, params=[dict(values)], on_foreign_key=on_foreign_key)
+        return result.rowcount == 1
 
     def upsert(
         self, table: Table, values: Mapping[str, Any], keys: Sequence[str], resource: str
@@ -221,17 +270,31 @@ class Db:
         resource: str,
         *,
         on_unique: NulabPassError | None = None,
+        on_foreign_key: NulabPassError | None = None,
     ) -> None:
         """``UPDATE ... WHERE key AND version = :version``, raising when nothing matched.
 
         Raises :class:`NotFound` (``<resource>.not_found``) when the row is gone and
-        :class:`StaleWrite` when another writer has moved its version on.
+        :class:`StaleWrite` when another writer has moved its version on; a foreign key
+        violation raises ``on_foreign_key`` when given.
         """
         where = _key_clause(table, key)
-        changes = {k: v for k, v in values.items() if k not in key}
-        changes["version"] = version + 1
-        stmt = update(table).where(where, table.c.version == version).values(changes)
-        if self.execute(stmt, resource, on_unique=on_unique).rowcount == 1:
+        params: dict[str, Any] = {k: v for k, v in values.items() if k not in key}
+        params["version"] = version + 1
+        names = tuple(key)
+        stmt = _UPDATE_VERSIONED.get((table.name, names))
+        if stmt is None:
+            stmt = update(table).where(
+                *(table.c[name] == bindparam(f"key_{name}") for name in names),
+                table.c.version == bindparam("key_version"),
+            )
+            _UPDATE_VERSIONED[(table.name, names)] = stmt
+        params.update({f"key_{name}": value for name, value in key.items()})
+        params["key_version"] = version
+        result = self.execute(
+            stmt, resource, params=[params], on_unique=on_unique, on_foreign_key=on_foreign_key
+        )
+        if result.rowcount == 1:
             return
         current = self.first(select(table.c.version).where(where), resource)
         ident = "/".join(key.values())
@@ -301,13 +364,15 @@ class SqlOrganizationRepository:
     """Organizations (:class:`~nulabpass.ports.OrganizationRepository`)."""
 
     _t = s.organizations
+    _by_id = select(_t).where(_t.c.id == bindparam("id"))
+    _by_id_for_update = _by_id.with_for_update()
 
     def __init__(self, db: Db) -> None:
         self._db = db
 
     def get(self, org_id: str) -> Organization | None:
         """Return the organization or ``None``."""
-        row = self._db.first(select(self._t).where(self._t.c.id == org_id), "organization")
+        row = self._db.row(self._by_id, "organization", id=org_id)
         return _org(row) if row is not None else None
 
     def lock(self, org_id: str) -> Organization | None:
@@ -316,11 +381,13 @@ class SqlOrganizationRepository:
         PostgreSQL: ``SELECT ... FOR UPDATE``. SQLite: the transaction began with
         ``BEGIN IMMEDIATE`` and already holds the database's single write lock.
         """
-        stmt = select(self._t).where(self._t.c.id == org_id)
-        if self._db.is_postgres:
-            stmt = stmt.with_for_update()
-        row = self._db.first(stmt, "organization")
-        return _org(row) if row is not None else None
+        stmt = self._by_id_for_update if self._db.is_postgres else self._by_id
+        row = self._db.row(stmt, "organization", id=org_id)
+        if row is None:
+            return None
+        # The audit chain of a locked organization needs no lock of its own.
+        self._db.locked.add(org_id)
+        return _org(row)
 
     def add(self, org: Organization) -> None:
         """Insert; raises ``Conflict`` (``organization.exists``) for a duplicate id."""
@@ -363,18 +430,20 @@ class SqlAccountRepository:
     """Accounts (:class:`~nulabpass.ports.AccountRepository`)."""
 
     _t = s.accounts
+    _by_id = select(_t).where(_t.c.id == bindparam("id"))
+    _by_email = select(_t).where(_t.c.email == bindparam("email"))
 
     def __init__(self, db: Db) -> None:
         self._db = db
 
     def get(self, account_id: str) -> Account | None:
         """Return the account or ``None``."""
-        row = self._db.first(select(self._t).where(self._t.c.id == account_id), "account")
+        row = self._db.row(self._by_id, "account", id=account_id)
         return _account(row) if row is not None else None
 
     def get_by_email(self, email: str) -> Account | None:
         """Return the account with this normalised email or ``None``."""
-        row = self._db.first(select(self._t).where(self._t.c.email == email), "account")
+        row = self._db.row(self._by_email, "account", email=email)
         return _account(row) if row is not None else None
 
     def add(self, account: Account) -> None:
@@ -386,7 +455,11 @@ class SqlAccountRepository:
         raise Conflict(f"Account {account.id} already exists.", code="account.exists")
 
     def update(self, account: Account) -> Account:
-        """Write with a version check; return the account with the next version."""
+        """Write with a version check; return the account with the next version.
+
+        Raises ``Conflict`` (``account.scim_provisioned``) when the write changes who
+        manages an account that still has SCIM attributes.
+        """
         self._db.update_versioned(
             self._t,
             {"id": account.id},
@@ -394,6 +467,7 @@ class SqlAccountRepository:
             _row_values(account),
             "account",
             on_unique=_email_taken(),
+            on_foreign_key=scim_provisioned(account.id),
         )
         return attrs.evolve(account, version=account.version + 1)
 
@@ -401,14 +475,15 @@ class SqlAccountRepository:
         """Remove the account row (memberships must already be gone).
 
         Raises ``Conflict`` (``account.in_use``) while memberships, team memberships,
-        invitations or conversion requests still refer to it.
+        invitations, conversion requests or SCIM attributes still refer to it.
         """
         self._db.execute(
             delete(self._t).where(self._t.c.id == account_id),
             "account",
             on_foreign_key=Conflict(
                 f"Account {account_id} still has memberships, team memberships, "
-                "invitations or conversion requests; remove them before the account.",
+                "invitations, conversion requests or SCIM attributes; remove them before "
+                "the account.",
                 code="account.in_use",
             ),
         )
@@ -446,10 +521,35 @@ def _membership(row: AnyRow) -> Membership:
     )
 
 
+def _break_glass_count(*, require_admin: bool) -> Select[Any]:
+    m, a = s.memberships, s.accounts
+    privileged: ColumnElement[bool] = m.c.role == Role.ADMIN.value
+    if not require_admin:
+        privileged = or_(privileged, m.c.plan_admin.is_(True))
+    return (
+        select(func.count())
+        .select_from(m.join(a, a.c.id == m.c.account_id))
+        .where(
+            m.c.org_id == bindparam("org_id"),
+            a.c.status == AccountStatus.ACTIVE.value,
+            a.c.managed_by.is_(None),
+            privileged,
+        )
+    )
+
+
+#: The break-glass count runs after every change, so its two statements (keyed by
+#: ``require_admin``) are built once.
+_BREAK_GLASS = {flag: _break_glass_count(require_admin=flag) for flag in (False, True)}
+
+
 class SqlMembershipRepository:
     """Memberships (:class:`~nulabpass.ports.MembershipRepository`)."""
 
     _t = s.memberships
+    _by_key = select(_t).where(
+        _t.c.org_id == bindparam("org_id"), _t.c.account_id == bindparam("account_id")
+    )
 
     def __init__(self, db: Db) -> None:
         self._db = db
@@ -459,7 +559,7 @@ class SqlMembershipRepository:
 
     def get(self, org_id: str, account_id: str) -> Membership | None:
         """Return the membership or ``None``."""
-        row = self._db.first(select(self._t).where(self._key(org_id, account_id)), "membership")
+        row = self._db.row(self._by_key, "membership", org_id=org_id, account_id=account_id)
         return _membership(row) if row is not None else None
 
     def add(self, membership: Membership) -> None:
@@ -507,21 +607,8 @@ class SqlMembershipRepository:
     def count_break_glass(self, org_id: str, *, require_admin: bool) -> int:
         """Count active non-managed members who are admins (or plan admins, unless
         ``require_admin``), in one query joining accounts."""
-        m, a = self._t, s.accounts
-        privileged: ColumnElement[bool] = m.c.role == Role.ADMIN.value
-        if not require_admin:
-            privileged = or_(privileged, m.c.plan_admin.is_(True))
-        stmt = (
-            select(func.count())
-            .select_from(m.join(a, a.c.id == m.c.account_id))
-            .where(
-                m.c.org_id == org_id,
-                a.c.status == AccountStatus.ACTIVE.value,
-                a.c.managed_by.is_(None),
-                privileged,
-            )
-        )
-        return self._db.scalar_int(stmt, "membership")
+        found = self._db.row(_BREAK_GLASS[require_admin], "membership", org_id=org_id)
+        return int(found[0]) if found is not None else 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -560,13 +647,14 @@ class SqlTeamRepository:
 
     _t = s.teams
     _m = s.team_members
+    _by_id = select(_t).where(_t.c.id == bindparam("id"))
 
     def __init__(self, db: Db) -> None:
         self._db = db
 
     def get(self, team_id: str) -> Team | None:
         """Return the team or ``None``."""
-        row = self._db.first(select(self._t).where(self._t.c.id == team_id), "team")
+        row = self._db.row(self._by_id, "team", id=team_id)
         return _team(row) if row is not None else None
 
     def get_by_name(self, org_id: str, name: str) -> Team | None:
@@ -808,6 +896,13 @@ class SqlDomainRepository:
     """Email domains (:class:`~nulabpass.ports.DomainRepository`)."""
 
     _t = s.domains
+    #: ``list_for_org`` per dialect: PostgreSQL orders in code point order (``Db.ordered``).
+    _of_org = {
+        postgres: select(s.domains)
+        .where(s.domains.c.org_id == bindparam("org_id"))
+        .order_by(s.domains.c.name.collate("C") if postgres else s.domains.c.name)
+        for postgres in (False, True)
+    }
 
     def __init__(self, db: Db) -> None:
         self._db = db
@@ -820,12 +915,9 @@ class SqlDomainRepository:
 
     def list_for_org(self, org_id: str) -> list[Domain]:
         """Domain records of one organization, ordered by name."""
-        stmt = (
-            select(self._t)
-            .where(self._t.c.org_id == org_id)
-            .order_by(self._db.ordered(self._t.c.name))
-        )
-        return [_domain(row) for row in self._db.all(stmt, "domain")]
+        stmt = self._of_org[self._db.is_postgres]
+        rows = self._db.execute(stmt, "domain", params=[{"org_id": org_id}]).all()
+        return [_domain(row) for row in rows]
 
     def add(self, domain: Domain) -> None:
         """Insert; raises ``Conflict`` (``domain.exists``) when the organization already
@@ -916,6 +1008,175 @@ def _chain_conflict(event: EventRecord) -> Conflict:
     )
 
 
+# Statements of the audit hot paths, built once: building a statement costs more Python
+# time than SQLAlchemy's compiled cache then saves (every value is a bound parameter).
+_ae, _at, _ap = s.audit_events, s.audit_targets, s.audit_personal
+_SCOPE = bindparam("scope", type_=String())
+_AFTER = bindparam("after", type_=BigInteger())
+_HEAD = select(_ae.c.seq, _ae.c.hash).where(_ae.c.scope == _SCOPE).order_by(_ae.c.seq.desc())
+_HEAD = _HEAD.limit(1)
+_ADVISORY_LOCK = select(
+    func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key", type_=String()), 0))
+)
+_PREV_EXISTS = select(literal(1)).where(
+    _ae.c.scope == _SCOPE, _ae.c.seq == bindparam("prev", type_=BigInteger())
+)
+_INSERT_TARGETS = insert(_at)
+_INSERT_PERSONAL = insert(_ap)
+
+
+def _pg_append() -> Select[Any]:
+    # One statement, one round trip: the event is inserted in a data-modifying CTE
+    # (``ON CONFLICT DO NOTHING``, so a taken seq or id leaves the transaction usable),
+    # and the targets and personal data are inserted from it, one row per element of
+    # the array parameters (none when the event was not inserted). The foreign keys
+    # are checked at the end of the statement, when the event row exists. The result
+    # is the number of events inserted, 1 or 0. The statement has one shape whatever
+    # the number of targets and data, so it compiles once.
+    event = postgresql.insert(_ae).values(
+        {c.name: bindparam(f"e_{c.name}", type_=c.type) for c in _ae.columns}
+    )
+    ev = event.on_conflict_do_nothing().returning(_ae.c.id, _ae.c.scope).cte("ev")
+
+    def rows(prefix: str, table: Table, names: Sequence[str]) -> Select[Any]:
+        arrays = [
+            bindparam(f"{prefix}_{n}", type_=postgresql.ARRAY(table.c[n].type)) for n in names
+        ]
+        elements = func.unnest(*arrays).table_valued(*names).render_derived()
+        return (
+            select(ev.c.id, *(elements.c[n] for n in names)).select_from(ev).join(elements, true())
+        )
+
+    target_names = ("position", "type", "target_id")
+    targets = insert(_at).from_select(
+        ["event_id", *target_names, "scope"],
+        rows("t", _at, target_names).add_columns(ev.c.scope),
+    )
+    personal_names = ("slot", "subject_id", "salt", "value")
+    personal = insert(_ap).from_select(
+        ["event_id", *personal_names, "version"],
+        rows("p", _ap, personal_names).add_columns(literal_column("1", Integer())),
+    )
+    return select(func.count()).select_from(ev).add_cte(targets.cte("tg"), personal.cte("pd"))
+
+
+_PG_APPEND = _pg_append()
+
+
+def _docs_text() -> ColumnElement[str]:
+    # The three JSON documents of an event as one JSON array: one parse per event.
+    parts: list[ColumnElement[str]] = [
+        cast(_ae.c.context, Text()),
+        cast(_ae.c.metadata, Text()),
+        cast(_ae.c.commitments, Text()),
+    ]
+    text_: ColumnElement[str] = literal_column("'['", Text())
+    for index, part in enumerate(parts):
+        text_ = text_ + (part if index == 0 else literal_column("','", Text()) + part)
+    return (text_ + literal_column("']'", Text())).label("docs")
+
+
+_chain_scope = (_ae.c.scope == _SCOPE, _ae.c.seq > _AFTER)
+# Verification reads these three ordered streams and merges them by seq: no per-event
+# queries, no type processing beyond what the driver does (the time arrives as the
+# driver gives it: SQLite's stored text, PostgreSQL's datetime).
+_CHAIN_EVENTS = (
+    select(
+        _ae.c.seq,
+        _ae.c.id,
+        type_coerce(_ae.c.occurred_at, String()).label("occurred_at"),
+        _ae.c.action,
+        _ae.c.category,
+        _ae.c.outcome,
+        _ae.c.actor_type,
+        _ae.c.actor_id,
+        _docs_text(),
+        _ae.c.prev_hash,
+        _ae.c.hash,
+    )
+    .where(*_chain_scope)
+    .order_by(_ae.c.seq)
+)
+_CHAIN_TARGETS = (
+    select(_ae.c.seq, _at.c.type, _at.c.target_id)
+    .select_from(_at.join(_ae, _ae.c.id == _at.c.event_id))
+    .where(*_chain_scope)
+    .order_by(_ae.c.seq, _at.c.position)
+)
+
+
+def _chain_personal(slot: ColumnElement[str]) -> Select[Any]:
+    return (
+        select(_ae.c.seq, _ap.c.slot, _ap.c.salt, _ap.c.value)
+        .select_from(_ap.join(_ae, _ae.c.id == _ap.c.event_id))
+        .where(*_chain_scope)
+        .order_by(_ae.c.seq, slot)
+    )
+
+
+# Slots in code point order, as the memory store sorts them (see ``Db.ordered``).
+_CHAIN_PERSONAL = {
+    False: _chain_personal(_ap.c.slot),
+    True: _chain_personal(_ap.c.slot.collate("C")),
+}
+
+
+def _utc(value: datetime | str) -> datetime:
+    if isinstance(value, str):
+        # SQLite keeps naive UTC text (see ``schema.TZDateTime``).
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value
+
+
+def _merge_chain(
+    events: Iterator[AnyRow], targets: Iterator[AnyRow], personal: Iterator[AnyRow]
+) -> Iterator[ChainRow]:
+    loads = json.loads
+    no_targets: tuple[tuple[str, str], ...] = ()
+    no_personal: tuple[tuple[str, str | None, str | None], ...] = ()
+    t = next(targets, None)
+    p = next(personal, None)
+    for seq, id_, occurred_at, action, category, outcome, a_type, a_id, docs, prev, h in events:
+        # Child rows of events this stream does not hold (none, unless rows changed
+        # between the streams' snapshots) are skipped, never attached to the wrong one.
+        while t is not None and t[0] < seq:
+            t = next(targets, None)
+        found_t = no_targets
+        if t is not None and t[0] == seq:
+            pairs = []
+            while t is not None and t[0] == seq:
+                pairs.append((t[1], t[2]))
+                t = next(targets, None)
+            found_t = tuple(pairs)
+        while p is not None and p[0] < seq:
+            p = next(personal, None)
+        found_p = no_personal
+        if p is not None and p[0] == seq:
+            triples = []
+            while p is not None and p[0] == seq:
+                triples.append((p[1], p[2], p[3]))
+                p = next(personal, None)
+            found_p = tuple(triples)
+        context, metadata, commitments = loads(docs)
+        yield (
+            seq,
+            id_,
+            _utc(occurred_at),
+            action,
+            category,
+            outcome,
+            a_type,
+            a_id,
+            found_t,
+            context,
+            metadata,
+            commitments,
+            prev,
+            h,
+            found_p,
+        )
+
+
 class SqlAuditRepository:
     """Audit chains (:class:`~nulabpass.ports.AuditRepository`)."""
 
@@ -926,29 +1187,27 @@ class SqlAuditRepository:
 
     def __init__(self, db: Db) -> None:
         self._db = db
+        # The head each scope had when ``head`` last read it in this transaction; an
+        # append that follows it needs no second look at the chain.
+        self._heads: dict[str, int] = {}
 
     def head(self, scope: str) -> tuple[int, str]:
         """Return ``(seq, hash)`` of the last event of ``scope`` or ``(0, GENESIS)``.
 
-        On PostgreSQL this first takes a transaction-scoped advisory lock on the scope,
-        so the head cannot move until the transaction ends even for a scope with no
-        organization row to lock (``"host"``): concurrent writers of one chain queue up
-        instead of failing with ``audit.chain_conflict``. The lock is taken in its own
-        statement so that the head is read after it is granted.
+        On PostgreSQL, unless this transaction holds the organization's row lock
+        (``organizations.lock``), this first takes a transaction-scoped advisory lock on
+        the scope, so the head cannot move until the transaction ends even for a scope
+        with no organization row to lock (``"host"``): concurrent writers of one chain
+        queue up instead of failing with ``audit.chain_conflict``. The lock is taken in
+        its own statement so that the head is read after it is granted.
         """
-        if self._db.is_postgres:
-            key = func.hashtextextended(literal("nulabpass.audit:") + scope, 0)
-            self._db.execute(select(func.pg_advisory_xact_lock(key)), "audit event")
-        stmt = (
-            select(self._e.c.seq, self._e.c.hash)
-            .where(self._e.c.scope == scope)
-            .order_by(self._e.c.seq.desc())
-            .limit(1)
-        )
-        row = self._db.first(stmt, "audit event")
-        if row is None:
-            return 0, GENESIS_HASH
-        return int(row._mapping["seq"]), str(row._mapping["hash"])
+        if self._db.is_postgres and scope not in self._db.locked:
+            key = {"key": "nulabpass.audit:" + scope}
+            self._db.execute(_ADVISORY_LOCK, "audit event", params=[key])
+        row = self._db.execute(_HEAD, "audit event", params=[{"scope": scope}]).first()
+        seq, hash_ = (0, GENESIS_HASH) if row is None else (int(row[0]), str(row[1]))
+        self._heads[scope] = seq
+        return seq, hash_
 
     def append(self, event: EventRecord, personal: Sequence[PersonalDatum]) -> None:
         """Insert one event, its targets and its personal data.
@@ -961,18 +1220,26 @@ class SqlAuditRepository:
                 "Every personal datum appended with an event must name that event.",
                 code="audit.datum_event_mismatch",
             )
+        # A head read by this transaction, with the chain locked, still stands: only the
+        # unique (scope, seq) can then refuse the event. Used once, so an append inside
+        # a savepoint that rolled back cannot vouch for the next one.
+        known = self._heads.pop(event.scope, None)
         if event.seq < 1 or (
             event.seq > 1
-            and not _exists(
-                self._db,
-                self._e,
+            and known != event.seq - 1
+            and self._db.execute(
+                _PREV_EXISTS,
                 "audit event",
-                self._e.c.scope == event.scope,
-                self._e.c.seq == event.seq - 1,
-            )
+                params=[{"scope": event.scope, "prev": event.seq - 1}],
+            ).first()
+            is None
         ):
             raise _chain_conflict(event)
-        if not self._db.insert_ignore(self._e, _event_values(event), "audit event"):
+        if self._db.is_postgres:
+            inserted = self._append_in_one_statement(event, personal)
+        else:
+            inserted = self._db.insert_ignore(self._e, _event_values(event), "audit event")
+        if not inserted:
             if _exists(self._db, self._e, "audit event", self._e.c.id == event.id) and not (
                 _exists(
                     self._db,
@@ -986,9 +1253,11 @@ class SqlAuditRepository:
                     f"Audit event {event.id} already exists.", code="audit.event_exists"
                 )
             raise _chain_conflict(event)
+        if self._db.is_postgres:
+            return
         if event.targets:
             self._db.execute(
-                insert(self._tg),
+                _INSERT_TARGETS,
                 "audit event",
                 params=[
                     {
@@ -1003,10 +1272,59 @@ class SqlAuditRepository:
             )
         if personal:
             self._db.execute(
-                insert(self._p),
+                _INSERT_PERSONAL,
                 "audit event",
-                params=[{**attrs.asdict(d), "version": 1} for d in personal],
+                params=[
+                    {
+                        "event_id": d.event_id,
+                        "slot": d.slot,
+                        "subject_id": d.subject_id,
+                        "salt": d.salt,
+                        "value": d.value,
+                        "version": 1,
+                    }
+                    for d in personal
+                ],
             )
+
+    def _append_in_one_statement(
+        self, event: EventRecord, personal: Sequence[PersonalDatum]
+    ) -> bool:
+        # PostgreSQL: the event, its targets and its personal data in one round trip
+        # (see ``_PG_APPEND``); whether the event row went in, as ``insert_ignore`` says.
+        params: dict[str, Any] = {f"e_{k}": v for k, v in _event_values(event).items()}
+        params["t_position"] = list(range(len(event.targets)))
+        params["t_type"] = [target.type for target in event.targets]
+        params["t_target_id"] = [target.id for target in event.targets]
+        params["p_slot"] = [d.slot for d in personal]
+        params["p_subject_id"] = [d.subject_id for d in personal]
+        params["p_salt"] = [d.salt for d in personal]
+        params["p_value"] = [d.value for d in personal]
+        result = self._db.execute(_PG_APPEND, "audit event", params=[params])
+        return bool(result.scalar())
+
+    def chain_rows(
+        self, scope: str, *, after_seq: int = 0, batch_size: int = 5000
+    ) -> Iterator[ChainRow]:
+        """Every event of ``scope`` after ``after_seq`` with its targets and personal
+        data, in ``seq`` order, as plain tuples (see :data:`ChainRow`).
+
+        Three ordered streams (events, targets, personal data), merged by ``seq``.
+        Consume it inside the transaction that created it.
+        """
+        params = {"scope": scope, "after": after_seq}
+        db = self._db
+        events = db.stream(_CHAIN_EVENTS, params, "audit event", batch_size)
+        targets = db.stream(_CHAIN_TARGETS, params, "audit event", batch_size)
+        personal = db.stream(
+            _CHAIN_PERSONAL[db.is_postgres], params, "audit personal datum", batch_size
+        )
+        try:
+            yield from _merge_chain(events, targets, personal)
+        finally:
+            events.close()
+            targets.close()
+            personal.close()
 
     def _with_targets(self, rows: Sequence[AnyRow]) -> list[EventRecord]:
         ids = [str(row._mapping["id"]) for row in rows]
@@ -1031,10 +1349,35 @@ class SqlAuditRepository:
 
         Every filter is compiled into SQL; the target filter is an ``EXISTS`` on
         ``audit_targets`` (indexed by scope and target id); paging is keyset on ``seq``.
+        A query by actor (and time) alone first picks the page's sequence numbers from
+        the covering index ``(scope, actor_id, occurred_at, seq)``, then reads only
+        those events.
         """
         if query.limit <= 0:
             return []
         e = self._e
+        order = e.c.seq.desc() if query.newest_first else e.c.seq.asc()
+        covered = query.actor_id is not None and not (
+            query.actions
+            or query.outcome is not None
+            or query.target_id is not None
+            or query.ip is not None
+        )
+        if covered:
+            m = e.alias("m")
+            page = (
+                select(m.c.seq)
+                .where(*self._conditions(m, query))
+                .order_by(m.c.seq.desc() if query.newest_first else m.c.seq.asc())
+                .limit(query.limit)
+            )
+            stmt = select(e).where(e.c.scope == query.scope, e.c.seq.in_(page)).order_by(order)
+        else:
+            stmt = select(e).where(*self._conditions(e, query)).order_by(order)
+            stmt = stmt.limit(query.limit)
+        return self._with_targets(self._db.all(stmt, "audit event"))
+
+    def _conditions(self, e: FromClause, query: AuditQuery) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = [e.c.scope == query.scope]
         if query.since is not None:
             conditions.append(e.c.occurred_at >= query.since)
@@ -1068,9 +1411,7 @@ class SqlAuditRepository:
             conditions.append(
                 e.c.seq < query.after_seq if query.newest_first else e.c.seq > query.after_seq
             )
-        order = e.c.seq.desc() if query.newest_first else e.c.seq.asc()
-        stmt = select(e).where(*conditions).order_by(order).limit(query.limit)
-        return self._with_targets(self._db.all(stmt, "audit event"))
+        return conditions
 
     def iter_chain(self, scope: str, *, batch_size: int = 1000) -> Iterator[EventRecord]:
         """Every event of ``scope`` in ``seq`` order, read in keyset batches.
@@ -1284,13 +1625,14 @@ class SqlPlanRepository:
     _n = s.plan_notices
     _b = s.billing_events
     _w = s.withdrawn_privileges
+    _by_org = select(_t).where(_t.c.org_id == bindparam("org_id"))
 
     def __init__(self, db: Db) -> None:
         self._db = db
 
     def get(self, org_id: str) -> StoredPlan | None:
         """The organization's plan, or ``None`` when it never had one."""
-        row = self._db.first(select(self._t).where(self._t.c.org_id == org_id), "plan")
+        row = self._db.row(self._by_org, "plan", org_id=org_id)
         return _plan(row) if row is not None else None
 
     def add(self, plan: StoredPlan) -> None:

@@ -28,8 +28,10 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -67,6 +69,7 @@ __all__ = [
     "plans",
     "rate_limit_buckets",
     "saml_configs",
+    "saml_metadata_sources",
     "saml_replay",
     "saml_requests",
     "team_members",
@@ -157,6 +160,12 @@ def _timestamp(name: str, *, nullable: bool = False) -> Column[datetime]:
     return Column(name, UtcDateTime(), nullable=nullable)
 
 
+#: Text compared and ordered by code point, as Python's ``sorted`` orders it. On
+#: PostgreSQL the column carries ``COLLATE "C"``, so its indexes serve the ``ORDER BY
+#: ... COLLATE "C"`` of SCIM pages (SQLite's default collation already is by code point).
+_CODE_POINT_STRING = String().with_variant(String(collation="C"), "postgresql")
+
+
 organizations = Table(
     "nulabpass_organizations",
     metadata,
@@ -185,7 +194,10 @@ accounts = Table(
     _version(),
     PrimaryKeyConstraint("id"),
     UniqueConstraint("email"),
-    Index("ix_nulabpass_accounts_managed_by", "managed_by"),
+    # (managed_by, id): lists of the accounts an organization manages read the index
+    # alone (migration 0009_scim_indexes). Unique since migration 0011_scim_visibility:
+    # the SCIM users' foreign key refers to (id, managed_by).
+    Index("uq_nulabpass_accounts_managed_by_id", "managed_by", "id", unique=True),
 )
 
 memberships = Table(
@@ -305,9 +317,13 @@ audit_events = Table(
     Index("ix_nulabpass_audit_events_scope_occurred_at", "scope", "occurred_at"),
     Index("ix_nulabpass_audit_events_scope_action", "scope", "action"),
     # One actor's events in a time range: the actor's index entries only, already in time
-    # order (migration 0004_audit).
+    # order, with the seq that pages them (migration 0010_audit_indexes).
     Index(
-        "ix_nulabpass_audit_events_scope_actor_id_occurred_at", "scope", "actor_id", "occurred_at"
+        "ix_nulabpass_audit_events_scope_actor_id_occurred_at_seq",
+        "scope",
+        "actor_id",
+        "occurred_at",
+        "seq",
     ),
 )
 
@@ -547,17 +563,48 @@ saml_requests = Table(
     Index("ix_nulabpass_saml_requests_org_id", "org_id"),
 )
 
-# SCIM provisioning (migration 0005_scim). Rows name accounts and teams without foreign
-# keys: the identity model deletes accounts and teams on its own paths, and SCIM rows
-# of a deleted account are never visible (queries join live managed accounts).
+# IdP metadata URLs (migration 0007_saml_metadata): one row per organization, found by
+# the scheduler through the ``next_refresh_at`` index; a document awaiting an admin's
+# approval is kept with its SHA-256.
+saml_metadata_sources = Table(
+    "nulabpass_saml_metadata",
+    metadata,
+    Column("org_id", String(), ForeignKey(organizations.c.id), nullable=False),
+    Column("url", String(), nullable=False),
+    Column("refresh_interval_seconds", Integer(), nullable=False),
+    _timestamp("next_refresh_at"),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    _timestamp("last_checked_at", nullable=True),
+    _timestamp("last_success_at", nullable=True),
+    Column("last_error_code", String(), nullable=True),
+    Column("consecutive_failures", Integer(), nullable=False),
+    Column("document_sha256", String(), nullable=True),
+    Column("pending_document", LargeBinary(), nullable=True),
+    Column("pending_sha256", String(), nullable=True),
+    _timestamp("pending_fetched_at", nullable=True),
+    Column("pending_reason", String(), nullable=True),
+    Column("rejected_sha256", String(), nullable=True),
+    _version(),
+    PrimaryKeyConstraint("org_id"),
+    Index("ix_nulabpass_saml_metadata_next_refresh_at", "next_refresh_at"),
+)
+
+# SCIM provisioning (migration 0005_scim). A SCIM user row exists only for an account the
+# organization manages: the foreign key on (account_id, org_id) refuses a row for any
+# other account, and refuses to delete the account or change who manages it while the
+# row exists (migration 0011_scim_visibility). User lists therefore read this table
+# alone. Group rows name teams without a foreign key.
 scim_users = Table(
     "nulabpass_scim_users",
     metadata,
     Column("org_id", String(), ForeignKey(organizations.c.id), nullable=False),
-    Column("account_id", String(), nullable=False),
+    # Code point order on both (see _CODE_POINT_STRING): a page sorted by userName
+    # walks (org_id, user_name_key, account_id) in index order, with no sort step.
+    Column("account_id", _CODE_POINT_STRING, nullable=False),
     Column("user_name", String(), nullable=False),
     # ``user_name.casefold()``: userName filters and sorting use this indexed column.
-    Column("user_name_key", String(), nullable=False),
+    Column("user_name_key", _CODE_POINT_STRING, nullable=False),
     Column("external_id", String(), nullable=True),
     Column("formatted", String(), nullable=True),
     Column("family_name", String(), nullable=True),
@@ -579,10 +626,26 @@ scim_users = Table(
     Column("preferred_language", String(), nullable=True),
     Column("timezone", String(), nullable=True),
     Column("active", Boolean(), nullable=True),
+    # Migration 0008: profileUrl, and the multi-valued attributes no filter may name,
+    # each a JSON list of objects (NULL when the user has none).
+    Column("profile_url", String(), nullable=True),
+    Column("phone_numbers", JSON(none_as_null=True), nullable=True),
+    Column("ims", JSON(none_as_null=True), nullable=True),
+    Column("photos", JSON(none_as_null=True), nullable=True),
+    Column("addresses", JSON(none_as_null=True), nullable=True),
+    Column("entitlements", JSON(none_as_null=True), nullable=True),
+    Column("roles", JSON(none_as_null=True), nullable=True),
+    Column("x509_certificates", JSON(none_as_null=True), nullable=True),
     _timestamp("created_at"),
     _timestamp("updated_at"),
     _version(),
     PrimaryKeyConstraint("org_id", "account_id"),
+    ForeignKeyConstraint(
+        ["account_id", "org_id"],
+        [accounts.c.id, accounts.c.managed_by],
+        onupdate="RESTRICT",
+        ondelete="RESTRICT",
+    ),
     Index(
         "ix_nulabpass_scim_users_org_id_user_name_key",
         "org_id",
@@ -606,6 +669,14 @@ scim_emails = Table(
     Column("display", String(), nullable=True),
     PrimaryKeyConstraint("org_id", "account_id", "position"),
     Index("ix_nulabpass_scim_emails_org_id_value_key", "org_id", "value_key"),
+    # emails[type eq ... and value ...] filters read only this index for each user.
+    Index(
+        "ix_nulabpass_scim_emails_org_id_account_id_type_value_key",
+        "org_id",
+        "account_id",
+        "type",
+        "value_key",
+    ),
 )
 
 scim_groups = Table(
@@ -617,6 +688,17 @@ scim_groups = Table(
     _timestamp("created_at"),
     PrimaryKeyConstraint("team_id"),
     Index("ix_nulabpass_scim_groups_org_id_external_id", "org_id", "external_id"),
+)
+
+# How many SCIM user rows each organization has (migration 0011_scim_visibility),
+# written in the transaction that adds or deletes a row: an unfiltered user list
+# reads its total here instead of counting the rows.
+scim_user_counts = Table(
+    "nulabpass_scim_user_counts",
+    metadata,
+    Column("org_id", String(), ForeignKey(organizations.c.id), nullable=False),
+    Column("users", Integer(), nullable=False),
+    PrimaryKeyConstraint("org_id"),
 )
 
 scim_tombstones = Table(

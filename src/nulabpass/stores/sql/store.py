@@ -75,6 +75,7 @@ from nulabpass.stores.sql._repositories import (
 )
 from nulabpass.stores.sql._saml import SqlSamlReplayRows
 from nulabpass.stores.sql._saml_login import SqlSamlLoginRepository
+from nulabpass.stores.sql._saml_metadata import SqlSamlMetadataRepository
 from nulabpass.stores.sql._scim import SqlScimRepository
 from nulabpass.stores.sql.schema import VERSION_TABLE
 
@@ -164,6 +165,7 @@ class SqlUnitOfWork:
     plans: PlanRepository
     scim: ScimRepository
     saml: SqlSamlLoginRepository
+    saml_metadata: SqlSamlMetadataRepository
 
     def __init__(self, db: Db) -> None:
         self.organizations = SqlOrganizationRepository(db)
@@ -182,6 +184,7 @@ class SqlUnitOfWork:
         self.plans = SqlPlanRepository(db)
         self.scim = SqlScimRepository(db)
         self.saml = SqlSamlLoginRepository(db)
+        self.saml_metadata = SqlSamlMetadataRepository(db)
 
 
 @contextlib.contextmanager
