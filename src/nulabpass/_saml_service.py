@@ -584,11 +584,12 @@ class SamlAPI:
         return self._metadata.refresh(org_id, actor=actor, ctx=ctx)
 
     def refresh_due(
-        self, now: datetime | None = None, *, limit: int | None = None
+        self, now: datetime | None = None, *, limit: int | None = None, concurrency: int = 8
     ) -> RefreshReport:
         """Refresh every organization whose metadata is due (for a scheduler); each
-        outcome is recorded on its own, failures back off."""
-        return self._metadata.refresh_due(now, limit=limit)
+        outcome is recorded on its own, failures back off. Up to ``concurrency``
+        documents (1 to 64) are downloaded at once; they are applied one at a time."""
+        return self._metadata.refresh_due(now, limit=limit, concurrency=concurrency)
 
     def approve_pending_metadata(
         self,

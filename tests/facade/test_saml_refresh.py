@@ -4,6 +4,7 @@ signature or an admin's approval, rejection, failures with backoff, the schedule
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -13,9 +14,16 @@ from nulabpass import Actor, NulabPass, PermissionDenied, RequestContext
 from nulabpass._saml_refresh import RefreshOutcome
 from nulabpass.audit._model import AuditQuery, Outcome
 from nulabpass.errors import Conflict, InvalidInput, NotFound, PlanRequired
+from nulabpass.ports import Store
 from nulabpass.saml import MetadataFetchError
 from nulabpass.saml.testing import TestIdentityProvider, TestKeyPair, make_key_pair, sign_element
-from nulabpass.testing import FrozenClock, RecordingMailer, StaticMetadataFetcher
+from nulabpass.testing import (
+    FakeBillingProvider,
+    FrozenClock,
+    RecordingMailer,
+    StaticMetadataFetcher,
+    make_nulabpass,
+)
 
 from .conftest import World, chain_actions
 
@@ -408,3 +416,47 @@ def test_refresh_due_visits_due_organizations_once_each(
     report = np.saml.refresh_due()
     assert (report.checked, report.updated) == (1, 1)
     assert np.saml.refresh_due(limit=0).checked == 0
+
+
+class _Overlapping:
+    """Serves documents only once ``parties`` downloads are in flight together."""
+
+    def __init__(self, inner: StaticMetadataFetcher, parties: int) -> None:
+        self.inner = inner
+        self.barrier = threading.Barrier(parties, timeout=10)
+
+    def fetch(self, url: str) -> bytes:
+        self.barrier.wait()
+        return self.inner.fetch(url)
+
+
+def test_refresh_due_downloads_several_documents_at_once(
+    store: Store,
+    clock: FrozenClock,
+    mailer: RecordingMailer,
+    billing: FakeBillingProvider,
+    old_keys: TestKeyPair,
+) -> None:
+    static = StaticMetadataFetcher()
+    np = make_nulabpass(
+        store,
+        clock=clock,
+        mailer=mailer,
+        billing=billing,
+        metadata_fetcher=_Overlapping(static, 3),
+    )
+    world = World(np, mailer)
+    for n in range(3):
+        org_id = world.org.id if n == 0 else np.orgs.create(world.admin, f"Org {n}").id
+        if n:
+            np.plans.start_trial(world.admin, org_id)
+        url = f"https://idp{n}.example.test/metadata"
+        np.saml.configure(world.admin, org_id, metadata_xml=_metadata(old_keys))
+        static.publish(url, _metadata(old_keys, sso_url=f"https://idp{n}.example.test/sso"))
+        np.saml.set_metadata_url(world.admin, org_id, url, ctx=CTX)
+    # Sequential downloads would each wait for the others in vain and fail.
+    report = np.saml.refresh_due(concurrency=3)
+    assert (report.checked, report.updated, report.failed) == (3, 3, 0)
+    with pytest.raises(InvalidInput) as err:
+        np.saml.refresh_due(concurrency=0)
+    assert err.value.code == "saml.refresh_concurrency_invalid"
