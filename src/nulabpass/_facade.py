@@ -86,8 +86,10 @@ class NulabPass:
         self.access = AccessAPI(self._runtime)
         self.outbox = OutboxAPI(self._runtime, mailer, templates)
         self.plans = PlansAPI(self._runtime, billing)
+        # One per-process rate limiter unless the host shares one across processes.
+        limiter = rate_limiter or MemoryRateLimiter()
         # Domains: one resolver per vantage point (all must agree), the system's when
-        # none is given; a per-process rate limiter unless the host shares one.
+        # none is given.
         resolvers = (
             None
             if resolver is None
@@ -96,8 +98,8 @@ class NulabPass:
         self.domains = DomainsAPI(
             self._runtime,
             resolvers,
-            rate_limiter or MemoryRateLimiter(),
+            limiter,
             domain_policy or DomainPolicy(),
         )
-        self.scim = ScimAPI(self._runtime, rate_limiter or MemoryRateLimiter())
-        self.saml = SamlAPI(self._runtime, keys, metadata_fetcher)
+        self.scim = ScimAPI(self._runtime, limiter)
+        self.saml = SamlAPI(self._runtime, keys, metadata_fetcher, limiter)

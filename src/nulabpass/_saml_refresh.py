@@ -45,15 +45,17 @@ from nulabpass._runtime import Recorder, Runtime
 from nulabpass._saml_metadata_model import SamlMetadataSource
 from nulabpass._saml_model import SamlConfiguration
 from nulabpass.audit._model import Outcome
+from nulabpass.domains._errors import RateLimited
 from nulabpass.errors import Conflict, InvalidInput, NotFound, NulabPassError
 from nulabpass.org._model import Account, AccountStatus, Organization, Role
 from nulabpass.org._permissions import Permission
 from nulabpass.outbox._model import JsonScalar, OutboxKind, OutboxMessage
 from nulabpass.plans import Capability
-from nulabpass.ports import MetadataFetcher, UnitOfWork
+from nulabpass.ports import MetadataFetcher, RateLimiter, UnitOfWork
 from nulabpass.saml import IdpConfig, SamlValidationError, parse_idp_metadata
 from nulabpass.saml._fetch import HttpsMetadataFetcher, MetadataFetchError, check_metadata_url
 from nulabpass.saml._metadata_signature import verify_metadata_signature
+from nulabpass.stores.ratelimit import MemoryRateLimiter
 
 __all__ = [
     "DEFAULT_REFRESH_INTERVAL",
@@ -79,6 +81,10 @@ MAX_REFRESH_INTERVAL = timedelta(days=30)
 FIRST_RETRY = timedelta(minutes=15)
 _MAX_URL = 2048
 _BATCH = 50
+#: Refreshes an admin (or the host) may ask for, per organization and window; each one
+#: is a request to a server the admin chose.
+MANUAL_REFRESH_LIMIT = 10
+MANUAL_REFRESH_WINDOW = timedelta(hours=1)
 
 
 class RefreshOutcome(enum.StrEnum):
@@ -259,9 +265,15 @@ class SamlMetadataService:
     """Metadata URLs, their refresh and the approval of pending documents (``np.saml``
     delegates here)."""
 
-    def __init__(self, rt: Runtime, fetcher: MetadataFetcher | None = None) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        fetcher: MetadataFetcher | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         self._rt = rt
         self.fetcher: MetadataFetcher = fetcher if fetcher is not None else HttpsMetadataFetcher()
+        self._limiter: RateLimiter = limiter if limiter is not None else MemoryRateLimiter()
 
     # -- settings -------------------------------------------------------------------------
 
@@ -441,6 +453,21 @@ class SamlMetadataService:
                 source = uow.saml_metadata.get(org_id)
                 if source is None:
                     raise _not_set(org_id)
+            decision = self._limiter.acquire(
+                f"saml-metadata-refresh:{org_id}",
+                rec.now,
+                limit=MANUAL_REFRESH_LIMIT,
+                window=MANUAL_REFRESH_WINDOW,
+            )
+            if not decision.allowed:
+                when = decision.retry_at.isoformat() if decision.retry_at else "later"
+                raise RateLimited(
+                    f"The metadata of organization {org_id!r} was refreshed "
+                    f"{MANUAL_REFRESH_LIMIT} times within the hour; try again after {when}. "
+                    "The scheduled refresh keeps running meanwhile.",
+                    code="rate_limit.exceeded",
+                    details={"retry_at": when},
+                )
         except NulabPassError as exc:
             if not isinstance(exc, NotFound):
                 self._rt._record_failure(

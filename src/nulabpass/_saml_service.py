@@ -53,7 +53,7 @@ from nulabpass.org._email import normalize_email
 from nulabpass.org._model import AccountStatus
 from nulabpass.org._permissions import Permission
 from nulabpass.plans import Capability
-from nulabpass.ports import KeyProvider, MetadataFetcher, SamlSpKey
+from nulabpass.ports import KeyProvider, MetadataFetcher, RateLimiter, SamlSpKey
 from nulabpass.saml import (
     BINDING_POST,
     BINDING_REDIRECT,
@@ -165,11 +165,12 @@ class SamlAPI:
         rt: Runtime,
         keys: KeyProvider | None = None,
         metadata_fetcher: MetadataFetcher | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self._rt = rt
         self._keys = keys
         self._audit = AuditAPI(rt, None)
-        self._metadata = SamlMetadataService(rt, metadata_fetcher)
+        self._metadata = SamlMetadataService(rt, metadata_fetcher, rate_limiter)
         self._health = SamlHealthService(rt, self.sp_keys)
 
     # -- service provider identity -----------------------------------------------------
@@ -580,7 +581,9 @@ class SamlAPI:
         """Fetch the metadata now and apply it, hold it for approval, or leave things as
         they are (see ``docs/saml-login.md``, "Metadata refresh"). ``actor`` defaults to
         the system; an account must be an admin. Raises the fetch or validation error
-        (``saml.fetch_*``, ``saml.metadata_invalid``) after recording it."""
+        (``saml.fetch_*``, ``saml.metadata_invalid``) after recording it, and
+        ``rate_limit.exceeded`` after 10 refreshes of one organization within an hour
+        (each is a request to a server outside; the scheduler's are not counted)."""
         return self._metadata.refresh(org_id, actor=actor, ctx=ctx)
 
     def refresh_due(

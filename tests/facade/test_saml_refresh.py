@@ -13,6 +13,7 @@ from lxml import etree
 from nulabpass import Actor, NulabPass, PermissionDenied, RequestContext
 from nulabpass._saml_refresh import RefreshOutcome
 from nulabpass.audit._model import AuditQuery, Outcome
+from nulabpass.domains._errors import RateLimited
 from nulabpass.errors import Conflict, InvalidInput, NotFound, PlanRequired
 from nulabpass.ports import Store
 from nulabpass.saml import MetadataFetchError
@@ -460,3 +461,22 @@ def test_refresh_due_downloads_several_documents_at_once(
     with pytest.raises(InvalidInput) as err:
         np.saml.refresh_due(concurrency=0)
     assert err.value.code == "saml.refresh_concurrency_invalid"
+
+
+def test_manual_refreshes_are_rate_limited_per_organization(
+    np: NulabPass, ready: World, clock: FrozenClock
+) -> None:
+    for _ in range(10):
+        np.saml.refresh_metadata(ready.org.id, actor=ready.admin)
+    with pytest.raises(RateLimited) as err:
+        np.saml.refresh_metadata(ready.org.id, actor=ready.admin, ctx=CTX)
+    assert err.value.code == "rate_limit.exceeded"
+    assert "retry_at" in err.value.details
+    assert len(_failures(np, ready.org.id, "saml.metadata_refresh_failed")) == 1
+    # The scheduler is not limited, and the window passes.
+    clock.advance(hours=24)
+    assert np.saml.refresh_due().checked == 1
+    clock.advance(hours=1)
+    assert np.saml.refresh_metadata(ready.org.id, actor=ready.admin).outcome is (
+        RefreshOutcome.UNCHANGED
+    )
