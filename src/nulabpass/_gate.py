@@ -41,15 +41,20 @@ class Gate:
         *,
         adding: int = 0,
         ignore_seats: bool = False,
+        record: PlanRecord | None = None,
     ) -> None:
         """Raise ``PlanRequired`` (or ``SeatLimitExceeded``) unless the organization may
         use ``capability`` now and, when ``adding`` managed accounts, has the seats.
 
         ``ignore_seats`` is for actions that reduce the number of managed accounts
         (delete, release, revoke): they must stay possible while over the seat count,
-        or an organization could never get back under it.
+        or an organization could never get back under it. ``record``: the plan record
+        as the caller read it in this transaction (read here when not given).
         """
-        state, record = self.plan(uow, org_id, now)
+        if record is None:
+            state, record = self.plan(uow, org_id, now)
+        else:
+            state = derive_state(record, now)
         # Without a seat count, the number of managed accounts decides nothing.
         count = 0 if record.seats is None else uow.accounts.count_managed(org_id)
         require(

@@ -698,6 +698,20 @@ class ScimRepository(Protocol):
         attributes), in the given order; a page costs a few queries, not a few per user."""
         ...
 
+    def provisioning_facts(
+        self, org_id: str
+    ) -> tuple[Organization | None, list[Domain], StoredPlan | None]:
+        """The organization, its domains (ordered by name) and its plan, read together:
+        what every SCIM request checks first. ``(None, [], None)`` when it does not exist."""
+        ...
+
+    def token_and_facts(
+        self, token_id: str
+    ) -> tuple[ScimToken, tuple[Organization | None, list[Domain], StoredPlan | None]] | None:
+        """One token (``None`` when there is none) and the ``provisioning_facts`` of its
+        organization, read together."""
+        ...
+
     def groups_by_account(self, org_id: str, account_ids: Sequence[str]) -> dict[str, list[Team]]:
         """Teams of ``org_id`` each account is in, ordered by name."""
         ...

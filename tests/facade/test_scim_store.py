@@ -12,12 +12,15 @@ from nulabpass.errors import Conflict, StaleWrite
 from nulabpass.org._model import (
     Account,
     AccountStatus,
+    Domain,
+    DomainStatus,
     Organization,
     OrgSettings,
     Team,
     TeamMember,
 )
-from nulabpass.ports import Store
+from nulabpass.plans import PlanRecord
+from nulabpass.ports import Store, StoredPlan
 from nulabpass.scim import (
     ENTERPRISE_USER,
     GROUP_RESOURCE,
@@ -430,3 +433,42 @@ def test_a_store_refuses_to_filter_an_attribute_it_has_no_column_for(populated: 
         with pytest.raises(ScimError) as info:
             uow.scim.query_users(query)
     assert info.value.scim_type == "invalidFilter"
+
+
+def test_a_token_is_read_with_its_organizations_provisioning_facts(populated: Store) -> None:
+    """token_and_facts answers get_token and provisioning_facts of the token's
+    organization (with a plan and domains, and without), and None for no token."""
+    with populated.transaction() as uow:
+        uow.scim.add_token(ScimToken("sct_1", ORG, "Okta", "ab" * 32, T0, "acc_001"))
+        uow.scim.add_token(ScimToken("sct_2", OTHER, "Okta", "cd" * 32, T0, "acc_001"))
+        for ident, name, status in (
+            ("dom_1", "zeta.test", DomainStatus.VERIFIED),
+            ("dom_2", "alpha.test", DomainStatus.PENDING),
+        ):
+            uow.domains.add(Domain(ident, ORG, name, status, False, T0, T0))
+        uow.plans.add(
+            StoredPlan(
+                ORG,
+                PlanRecord(
+                    trial_started_at=T0, trial_ends_at=T0 + timedelta(days=30), last_event_at=T0
+                ),
+                next_due_at=T0,
+            )
+        )
+    with populated.transaction() as uow:
+        for token_id in ("sct_1", "sct_2"):
+            token = uow.scim.get_token(token_id)
+            assert token is not None
+            assert uow.scim.token_and_facts(token_id) == (
+                token,
+                (
+                    uow.organizations.get(token.org_id),
+                    uow.domains.list_for_org(token.org_id),
+                    uow.plans.get(token.org_id),
+                ),
+            )
+        assert uow.scim.token_and_facts("sct_unknown") is None
+        org, domains, plan = uow.scim.provisioning_facts(ORG)
+        assert org is not None
+        assert plan is not None
+        assert [d.name for d in domains] == ["alpha.test", "zeta.test"]

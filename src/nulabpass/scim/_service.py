@@ -11,6 +11,14 @@ oversized bodies before parsing them, routes, and turns every error into an RFC 
 :meth:`~nulabpass._runtime.Runtime.run` with ``Actor.scim_token(token_id)``: one
 transaction, one audit event shown as "User provisioning".
 
+A read authenticates and answers in one transaction, reading the token with its
+organization's provisioning facts (organization, domains, plan). A change with a token
+this process has seen authenticate is answered in one transaction too: the token is
+read again, with those facts, inside the change's transaction, and when it no longer
+holds (revoked, or its use due to be recorded) or the answer came before that check,
+the request is authenticated on its own first and answered again, exactly as a token
+never seen would be.
+
 Scope: only accounts managed by the token's organization are visible or changed. A
 userName must be an email on a verified domain of the organization. A create for an
 email that belongs to a non-managed account starts the consent conversion and answers
@@ -62,8 +70,9 @@ from nulabpass.org._model import (
 )
 from nulabpass.org._permissions import Permission
 from nulabpass.org._validate import check_language, check_name, check_timezone
+from nulabpass.plans import PlanRecord, derive_state
 from nulabpass.plans import require as require_entitlement
-from nulabpass.ports import RateLimiter, UnitOfWork
+from nulabpass.ports import RateLimiter, StoredPlan, UnitOfWork
 from nulabpass.scim._errors import ScimError, invalid_syntax, invalid_value
 from nulabpass.scim._evaluate import check_filter, check_sort
 from nulabpass.scim._filter import parse_filter
@@ -94,11 +103,15 @@ __all__ = ["ScimAPI", "ScimRequest", "ScimResponse", "ScimTokensAPI"]
 
 T = TypeVar("T")
 Json = dict[str, Any]
+#: An organization, its domains and its plan (``ScimRepository.provisioning_facts``).
+_Facts = tuple[Organization | None, list[Domain], StoredPlan | None]
 
 _DEFAULT_CTX = RequestContext()
 _CONTENT_TYPE = "application/scim+json"
 #: Failed authentications allowed per client address and minute before 429.
 AUTH_FAILURE_LIMIT = 20
+#: Tokens remembered per ``ScimAPI`` for answering changes on trust (then forgotten).
+_KNOWN_TOKENS = 1024
 #: A token's ``last_used_at`` is kept to within this much of its latest use.
 TOKEN_USE_PRECISION = timedelta(minutes=1)
 
@@ -330,6 +343,9 @@ class ScimAPI:
         self.max_results = max_results
         #: The unit of work of the read being answered on this thread, if any.
         self._reading = threading.local()
+        #: Tokens seen to authenticate: id -> (organization id, secret hash), facts that
+        #: never change for a token (see ``_answer_on_trust``).
+        self._known: dict[str, tuple[str, str]] = {}
 
     # -- entry point -----------------------------------------------------------------
 
@@ -338,19 +354,76 @@ class ScimAPI:
         if request.method.upper() == "GET":
             # A read authenticates and answers in one transaction.
             with self._rt.store.transaction() as uow:
-                token = self._token(uow, request)
-                if token is not None:
+                found = self._token(uow, request, with_facts=True)
+                if found is not None:
+                    token, facts = found
                     self._reading.uow = uow
+                    # Read with the token: the readiness checks of this read use them.
+                    self._reading.facts = (token.org_id, facts, uow)
                     try:
                         return self._answer(_Auth(token.id, token.org_id), request)
                     finally:
                         self._reading.uow = None
+                        self._reading.facts = None
+        answered = self._answer_on_trust(request)
+        if answered is not None:
+            return answered
         try:
             auth = self._authenticate(request)
         except ScimError as exc:
             extra = (("WWW-Authenticate", 'Bearer realm="SCIM"'),) if exc.status == 401 else ()
             return _error(exc, extra)
         return self._answer(auth, request)
+
+    def _answer_on_trust(self, request: ScimRequest) -> ScimResponse | None:
+        """Answer a change whose token this process has seen, checking the token inside
+        the change's own transaction rather than in one of its own; ``None`` when the
+        request must be authenticated first.
+
+        The token's organization and secret hash never change, so a remembered pair
+        tells which organization to lock; whether the token still exists, is active and
+        has a recent use recorded is read in the transaction (with the organization's
+        provisioning facts). A token found wanting there, and any answer reached before
+        that check (a refused body, a search), is discarded: the request is then
+        authenticated on its own first, as without the shortcut, so it gets the same
+        answer, rate limiting and failure records."""
+        found = self._bearer(request)
+        if found is None:
+            return None
+        secret, token_id = found
+        known = self._known.get(token_id)
+        if known is None or not token_matches(secret, known[1]):
+            return None
+        pending = _Pending(token_id, known[0], known[1])
+        self._reading.pending = pending
+        try:
+            response = self._answer(_Auth(token_id, known[0]), request)
+        except _Unverified:
+            return None
+        finally:
+            self._reading.pending = None
+            self._reading.facts = None
+        return response if pending.verified else None
+
+    def _confirm(self, rec: Recorder, pending: _Pending) -> None:
+        """Check, in the change's transaction, the token a request was answered on trust
+        with; raise ``_Unverified`` (which records no failure) when it does not hold."""
+        found = rec.uow.scim.token_and_facts(pending.token_id)
+        if found is None:
+            raise _Unverified
+        token, facts = found
+        stale = token.last_used_at is None or (rec.now - token.last_used_at >= TOKEN_USE_PRECISION)
+        if (
+            token.org_id != pending.org_id
+            or token.secret_hash != pending.secret_hash
+            or not token.active
+            or stale
+        ):
+            # A stale use is recorded by authenticating on its own, so that it stays
+            # recorded when the change fails.
+            raise _Unverified
+        pending.verified = True
+        self._reading.facts = (pending.org_id, facts, rec.uow)
 
     def _answer(self, auth: _Auth, request: ScimRequest) -> ScimResponse:
         try:
@@ -366,33 +439,54 @@ class ScimAPI:
 
     # -- authentication --------------------------------------------------------------
 
-    def _token(self, uow: UnitOfWork, request: ScimRequest) -> ScimToken | None:
-        """The active token the request's bearer secret matches, or ``None``.
+    def _token(
+        self, uow: UnitOfWork, request: ScimRequest, *, with_facts: bool = False
+    ) -> tuple[ScimToken, _Facts | None] | None:
+        """The active token the request's bearer secret matches, or ``None``; with
+        ``with_facts``, the provisioning facts of its organization too, read with it.
 
         A matching token's ``last_used_at`` is brought up to date when it is older than
         :data:`TOKEN_USE_PRECISION`: at most one write per token a minute, not one per
         request."""
+        bearer = self._bearer(request)
+        if bearer is None:
+            return None
+        secret, token_id = bearer
+        facts: _Facts | None = None
+        if with_facts:
+            found = uow.scim.token_and_facts(token_id)
+            token, facts = (None, None) if found is None else found
+        else:
+            token = uow.scim.get_token(token_id)
+        if token is None or not token.active:
+            self._known.pop(token_id, None)
+            return None
+        if not token_matches(secret, token.secret_hash):
+            return None
+        if len(self._known) >= _KNOWN_TOKENS:
+            self._known.clear()
+        self._known[token.id] = (token.org_id, token.secret_hash)
+        now = self._rt.now()
+        if token.last_used_at is None or now - token.last_used_at >= TOKEN_USE_PRECISION:
+            uow.scim.record_token_use(token.id, now, stale_before=now - TOKEN_USE_PRECISION)
+        return token, facts
+
+    @staticmethod
+    def _bearer(request: ScimRequest) -> tuple[str, str] | None:
+        """The bearer secret of the request and the token id it names, or ``None``."""
         header = request.header("Authorization") or ""
         scheme, _, secret = header.strip().partition(" ")
         secret = secret.strip()
         if scheme.lower() != "bearer" or not secret:
             return None
         token_id = split_token(secret)
-        if token_id is None:
-            return None
-        token = uow.scim.get_token(token_id)
-        if token is None or not (token_matches(secret, token.secret_hash) and token.active):
-            return None
-        now = self._rt.now()
-        if token.last_used_at is None or now - token.last_used_at >= TOKEN_USE_PRECISION:
-            uow.scim.record_token_use(token.id, now, stale_before=now - TOKEN_USE_PRECISION)
-        return token
+        return None if token_id is None else (secret, token_id)
 
     def _authenticate(self, request: ScimRequest) -> _Auth:
         with self._rt.store.transaction() as uow:
-            token = self._token(uow, request)
-        if token is not None:
-            return _Auth(token.id, token.org_id)
+            found = self._token(uow, request)
+        if found is not None:
+            return _Auth(found[0].id, found[0].org_id)
         key = f"scim.auth:{request.ip or 'unknown'}"
         decision = self._limiter.acquire(
             key, self._rt.now(), limit=AUTH_FAILURE_LIMIT, window=timedelta(minutes=1)
@@ -497,9 +591,11 @@ class ScimAPI:
     ) -> tuple[Organization, list[Domain]]:
         """Check the organization can provision now; return it and its domains.
 
-        ``org``: the organization as the running use case already locked it."""
+        ``org``: the organization as the running use case already locked it. The
+        organization, its domains and its plan are read in one go."""
+        found, domains, stored = self._facts(uow, org_id)
         if org is None or org.id != org_id:
-            org = uow.organizations.get(org_id)
+            org = found
         if org is None:
             raise ScimError("The token's organization no longer exists.", status=401)
         if org.saml_configured_at is None:
@@ -508,20 +604,30 @@ class ScimAPI:
                 "provisioning starts once SAML is configured.",
                 status=403,
             )
-        domains = uow.domains.list_for_org(org_id)
         if not any(d.covers(d.name) for d in domains):
             raise ScimError(
                 f"Organization {org.name!r} has no verified email domain; verify the "
                 "domain of its users before provisioning them.",
                 status=403,
             )
+        record = stored.record if stored is not None else PlanRecord()
         if writing:
-            self._rt.gate.require(uow, org_id, Capability.MANAGE_ACCOUNTS, now, adding=adding)
+            self._rt.gate.require(
+                uow, org_id, Capability.MANAGE_ACCOUNTS, now, adding=adding, record=record
+            )
         else:
             # Reads need the plan's entitlement but not the seat count (a count query).
-            state, _record = self._rt.gate.plan(uow, org_id, now)
+            state = derive_state(record, now)
             require_entitlement(state, Capability.MANAGE_ACCOUNTS, managed_count=0, seats=None)
         return org, domains
+
+    def _facts(self, uow: UnitOfWork, org_id: str) -> _Facts:
+        """The organization's provisioning facts: those read with the token in this
+        unit of work when there are, otherwise read now."""
+        known: tuple[str, _Facts, UnitOfWork] | None = getattr(self._reading, "facts", None)
+        if known is not None and known[0] == org_id and known[2] is uow:
+            return known[1]
+        return uow.scim.provisioning_facts(org_id)
 
     def _ready_rec(
         self, rec: Recorder, auth: _Auth, *, adding: int = 0
@@ -556,6 +662,9 @@ class ScimAPI:
         current: UnitOfWork | None = getattr(self._reading, "uow", None)
         if current is not None:
             return fn(current)
+        pending: _Pending | None = getattr(self._reading, "pending", None)
+        if pending is not None and not pending.verified:
+            raise _Unverified
         with self._rt.store.transaction() as uow:
             return fn(uow)
 
@@ -1316,9 +1425,35 @@ class ScimAPI:
     # -- running use cases ------------------------------------------------------------------
 
     def _run(self, auth: _Auth, action: str, req: ScimRequest, body: Callable[[Recorder], T]) -> T:
-        return self._rt.run(
-            scope=auth.org_id, action=action, actor=auth.actor, ctx=self._ctx(req), body=body
-        )
+        pending: _Pending | None = getattr(self._reading, "pending", None)
+        run = body
+        if pending is not None and not pending.verified:
+            checking = pending
+
+            def run(rec: Recorder) -> T:
+                self._confirm(rec, checking)
+                return body(rec)
+
+        try:
+            return self._rt.run(
+                scope=auth.org_id, action=action, actor=auth.actor, ctx=self._ctx(req), body=run
+            )
+        finally:
+            self._reading.facts = None
+
+
+@attrs.define
+class _Pending:
+    """A token a change is answered on trust with, until its transaction checks it."""
+
+    token_id: str
+    org_id: str
+    secret_hash: str
+    verified: bool = False
+
+
+class _Unverified(Exception):
+    """Rolls back a change whose token did not hold; it is authenticated on its own."""
 
 
 class _NeedsConversion(Exception):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from nulabpass.errors import Conflict, NotFound, StaleWrite
-from nulabpass.org._model import Account, Team
+from nulabpass.org._model import Account, Domain, Organization, Team
 from nulabpass.scim._errors import account_not_managed
 from nulabpass.scim._evaluate import matches
 from nulabpass.scim._filter import AttrPath, Filter
@@ -29,6 +29,7 @@ from nulabpass.scim._query import (
 from nulabpass.scim._schema import GROUP_RESOURCE, USER_RESOURCE, ResourceSchema
 
 if TYPE_CHECKING:
+    from nulabpass.ports import StoredPlan
     from nulabpass.stores.memory import _Tx
 
 __all__ = ["MemoryScimRepository", "ScimState"]
@@ -130,6 +131,23 @@ class MemoryScimRepository:
 
     def groups_by_account(self, org_id: str, account_ids: Sequence[str]) -> dict[str, list[Team]]:
         return {a: self.groups_of(org_id, a) for a in account_ids}
+
+    def provisioning_facts(
+        self, org_id: str
+    ) -> tuple[Organization | None, list[Domain], StoredPlan | None]:
+        org = self._s.orgs.get(org_id)
+        if org is None:
+            return None, [], None
+        domains = sorted(
+            (d for d in self._s.domains.values() if d.org_id == org_id), key=lambda d: d.name
+        )
+        return org, domains, self._s.plans.get(org_id)
+
+    def token_and_facts(
+        self, token_id: str
+    ) -> tuple[ScimToken, tuple[Organization | None, list[Domain], StoredPlan | None]] | None:
+        token = self._x.tokens.get(token_id)
+        return None if token is None else (token, self.provisioning_facts(token.org_id))
 
     def add_tombstone(self, tombstone: ScimTombstone) -> None:
         self._tx.put(self._x.tombstones, (tombstone.org_id, tombstone.account_id), tombstone)

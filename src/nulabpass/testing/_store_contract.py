@@ -1587,6 +1587,38 @@ class StoreContract:
         assert read(store, lambda u: u.plans.get("org-b")) == make_plan("org-b")
         assert read(store, lambda u: u.plans.get("org-c")) is None
 
+    def test_provisioning_facts_read_organization_domains_and_plan_together(
+        self, store: Store
+    ) -> None:
+        """scim.provisioning_facts answers what organizations.get, domains.list_for_org
+        and plans.get answer, with or without domains and plan."""
+        plan = StoredPlan("org-a", make_full_plan_record(), next_due_at=at(3).astimezone(JST))
+        add_all(
+            store,
+            make_org("org-a"),
+            make_org("org-b"),
+            plan,
+            make_domain("d1", "org-a", "zeta.test", status=DomainStatus.VERIFIED),
+            make_domain("d2", "org-a", "alpha.test"),
+            make_domain("d3", "org-b", "beta.test"),
+            make_org("org-c"),
+            make_plan("org-c"),
+        )
+        for org_id in ("org-a", "org-b", "org-c", "org-x"):
+            with store.transaction() as uow:
+                facts = uow.scim.provisioning_facts(org_id)
+                alone = (
+                    uow.organizations.get(org_id),
+                    uow.domains.list_for_org(org_id),
+                    uow.plans.get(org_id),
+                )
+            assert facts == alone
+        org, domains, stored = read(store, lambda u: u.scim.provisioning_facts("org-a"))
+        assert org is not None
+        assert org.id == "org-a"
+        assert [d.name for d in domains] == ["alpha.test", "zeta.test"]
+        assert stored == plan
+
     def test_second_plan_is_plan_exists(self, store: Store) -> None:
         """An organization has at most one plan: a second add raises Conflict
         (plan.exists) and keeps the first."""

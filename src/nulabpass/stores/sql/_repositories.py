@@ -158,12 +158,13 @@ class Db:
     ) -> AnyResult:
         """Execute ``stmt``; translate driver errors.
 
-        With ``on_unique`` the statement runs inside a SAVEPOINT so that a unique
-        violation raises ``on_unique`` and leaves the transaction usable.
-        """
+        With ``on_unique`` a unique violation raises ``on_unique`` and leaves the
+        transaction usable (on PostgreSQL, by running the statement inside a SAVEPOINT)."""
         conn = self._connection()
         try:
-            if on_unique is None:
+            # SQLite backs out only the failing statement and keeps the transaction
+            # usable, so the SAVEPOINT (two more statements) is for PostgreSQL alone.
+            if on_unique is None or not self.is_postgres:
                 return conn.execute(stmt, list(params) if params is not None else None)
             with conn.begin_nested():
                 return conn.execute(stmt, list(params) if params is not None else None)
@@ -348,7 +349,10 @@ def _settings(data: Mapping[str, Any]) -> OrgSettings:
 
 
 def _org(row: AnyRow) -> Organization:
-    m = row._mapping
+    return _org_from(row._mapping)
+
+
+def _org_from(m: Mapping[Any, Any]) -> Organization:
     return Organization(
         id=m["id"],
         name=m["name"],
@@ -874,7 +878,10 @@ class SqlConversionRepository:
 
 
 def _domain(row: AnyRow) -> Domain:
-    m = row._mapping
+    return _domain_from(row._mapping)
+
+
+def _domain_from(m: Mapping[Any, Any]) -> Domain:
     return Domain(
         id=m["id"],
         org_id=m["org_id"],
@@ -1609,7 +1616,10 @@ def _plan_values(plan: StoredPlan) -> dict[str, Any]:
 
 
 def _plan(row: AnyRow) -> StoredPlan:
-    m = row._mapping
+    return _plan_from(row._mapping)
+
+
+def _plan_from(m: Mapping[Any, Any]) -> StoredPlan:
     return StoredPlan(
         org_id=m["org_id"],
         record=PlanRecord(**{name: m[name] for name in _PLAN_FIELDS}),

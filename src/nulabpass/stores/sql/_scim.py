@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from sqlalchemy import (
     ColumnElement,
+    Select,
     and_,
     bindparam,
     delete,
@@ -40,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from nulabpass.errors import Conflict, NotFound, StaleWrite
-from nulabpass.org._model import Account, AccountStatus, Team
+from nulabpass.org._model import Account, AccountStatus, Domain, Organization, Team
 from nulabpass.scim._errors import account_not_managed, invalid_filter
 from nulabpass.scim._evaluate import parse_time
 from nulabpass.scim._filter import And, AttrPath, Filter, Not, Or, Present, ValuePath
@@ -57,9 +58,16 @@ from nulabpass.scim._model import (
 from nulabpass.scim._query import ScimPage, ScimQuery
 from nulabpass.scim._schema import ENTERPRISE_USER
 from nulabpass.stores.sql import schema as s
-from nulabpass.stores.sql._repositories import _account, _team
+from nulabpass.stores.sql._repositories import (
+    _account,
+    _domain_from,
+    _org_from,
+    _plan_from,
+    _team,
+)
 
 if TYPE_CHECKING:
+    from nulabpass.ports import StoredPlan
     from nulabpass.stores.sql._repositories import Db
 
 __all__ = ["SqlScimRepository"]
@@ -100,6 +108,69 @@ _GROUPS_BY_ACCOUNT = (
     .order_by(t.c.name_key, t.c.id)
 )
 _TOKEN = select(s.scim_tokens).where(s.scim_tokens.c.id == bindparam("id"))
+#: The organization, its plan and its domains in one statement (``provisioning_facts``,
+#: and after a token in ``token_and_facts``): one row per domain (one row with empty
+#: domain columns when it has none), each table's columns labelled apart and read back by
+#: position; per dialect (the domain order) and per key (organization id or token id).
+_TOKEN_NAMES = tuple(c.name for c in s.scim_tokens.columns)
+_ORG_NAMES = tuple(c.name for c in s.organizations.columns)
+_PLAN_NAMES = tuple(c.name for c in s.plans.columns)
+_DOMAIN_NAMES = tuple(c.name for c in s.domains.columns)
+#: Offsets of a column that is never null in a stored row: null means no row joined.
+_ORG_KEY = _ORG_NAMES.index("id")
+_PLAN_KEY = _PLAN_NAMES.index("org_id")
+_DOMAIN_KEY = _DOMAIN_NAMES.index("id")
+
+
+def _facts_statement(*, postgres: bool, by_token: bool) -> Select[Any]:
+    o, p, d, tk = s.organizations, s.plans, s.domains, s.scim_tokens
+    tables = ((("t", tk),) if by_token else ()) + (("o", o), ("p", p), ("d", d))
+    org_id = tk.c.org_id if by_token else o.c.id
+    joined = tk.outerjoin(o, o.c.id == tk.c.org_id) if by_token else o
+    return (
+        select(
+            *(
+                column.label(f"{prefix}_{column.name}")
+                for prefix, table in tables
+                for column in table.columns
+            )
+        )
+        .select_from(joined.outerjoin(p, p.c.org_id == org_id).outerjoin(d, d.c.org_id == org_id))
+        .where((tk.c.id if by_token else o.c.id) == bindparam("key"))
+        .order_by(d.c.name.collate("C") if postgres else d.c.name)
+    )
+
+
+_FACTS = {
+    (postgres, by_token): _facts_statement(postgres=postgres, by_token=by_token)
+    for postgres in (False, True)
+    for by_token in (False, True)
+}
+
+
+def _facts(
+    rows: Sequence[Any], offset: int
+) -> tuple[Organization | None, list[Domain], StoredPlan | None]:
+    """The facts in ``rows`` from column ``offset`` on (after a token's columns)."""
+    if not rows or rows[0][offset + _ORG_KEY] is None:
+        return None, [], None
+    first = rows[0]
+    p_at = offset + len(_ORG_NAMES)
+    d_at = p_at + len(_PLAN_NAMES)
+    org = _org_from(dict(zip(_ORG_NAMES, first[offset:p_at], strict=True)))
+    plan = (
+        _plan_from(dict(zip(_PLAN_NAMES, first[p_at:d_at], strict=True)))
+        if first[p_at + _PLAN_KEY] is not None
+        else None
+    )
+    domains = [
+        _domain_from(dict(zip(_DOMAIN_NAMES, r[d_at:], strict=True)))
+        for r in rows
+        if r[d_at + _DOMAIN_KEY] is not None
+    ]
+    return org, domains, plan
+
+
 #: The versioned write of a user's row; the new values travel as parameters named after
 #: their columns (SQLAlchemy's SET clause), so the statement is built once.
 _UPDATE_USER = update(u).where(
@@ -122,6 +193,23 @@ _LOAD_EMAILS = (
     .where(e.c.org_id == bindparam("org"), e.c.account_id.in_(bindparam("ids", expanding=True)))
     .order_by(e.c.account_id, e.c.position)
 )
+#: One user with its emails in one statement (a GET by id, a write's read): one row per
+#: email, or one with empty email columns when there is none.
+_LOAD_USER = (
+    select(a, *_USER_LABELLED, e.c.value, e.c.type, e.c.is_primary, e.c.display)
+    # Every table is keyed by the bound values themselves, so each is one index probe
+    # (on PostgreSQL the SCIM tables' account_id has its own collation, and a join on it
+    # alone cannot use their indexes).
+    .select_from(
+        a.join(
+            u,
+            and_(u.c.org_id == bindparam("org"), u.c.account_id == bindparam("id")),
+        ).outerjoin(e, and_(e.c.org_id == bindparam("org"), e.c.account_id == bindparam("id")))
+    )
+    .where(a.c.id == bindparam("id"), a.c.managed_by == bindparam("org"))
+    .order_by(e.c.position)
+)
+_USER_END = _ACCOUNT_WIDTH + len(_USER_NAMES)
 
 #: Below this many matches, an unsorted page is ordered in Python (see query_users).
 _SMALL = 1000
@@ -506,6 +594,8 @@ class SqlScimRepository:
         self, org_id: str, account_ids: Sequence[str]
     ) -> list[tuple[Account, ScimUserRow]]:
         ids = list(dict.fromkeys(account_ids))
+        if len(ids) == 1:
+            return self._load_user(org_id, ids[0])
         accounts: dict[str, Account] = {}
         rows: dict[str, Mapping[str, Any]] = {}
         emails: dict[str, list[ScimEmail]] = {}
@@ -537,6 +627,24 @@ class SqlScimRepository:
             out.append((account, row))
         return out
 
+    def _load_user(self, org_id: str, account_id: str) -> list[tuple[Account, ScimUserRow]]:
+        params = [{"id": account_id, "org": org_id}]
+        found = self._db.execute(_LOAD_USER, "scim", params=params).all()
+        if not found:
+            return []
+        first = found[0]
+        values = dict(zip(_USER_NAMES, first[_ACCOUNT_WIDTH:_USER_END], strict=True))
+        emails = tuple(ScimEmail(*r[_USER_END:]) for r in found if r[_USER_END] is not None)
+        row = ScimUserRow(
+            org_id=org_id,
+            account_id=account_id,
+            profile=_row_profile(values, emails),
+            created_at=values["created_at"],
+            updated_at=values["updated_at"],
+            version=values["version"],
+        )
+        return [(_account(first), row)]
+
     def groups_by_account(self, org_id: str, account_ids: Sequence[str]) -> dict[str, list[Team]]:
         out: dict[str, list[Team]] = {a: [] for a in account_ids}
         ids = list(out)
@@ -546,6 +654,23 @@ class SqlScimRepository:
             for r in self._db.execute(_GROUPS_BY_ACCOUNT, "scim", params=params).all():
                 out[r._mapping["member_id"]].append(_team(r))
         return out
+
+    def provisioning_facts(
+        self, org_id: str
+    ) -> tuple[Organization | None, list[Domain], StoredPlan | None]:
+        stmt = _FACTS[self._db.is_postgres, False]
+        return _facts(self._db.execute(stmt, "organization", params=[{"key": org_id}]).all(), 0)
+
+    def token_and_facts(
+        self, token_id: str
+    ) -> tuple[ScimToken, tuple[Organization | None, list[Domain], StoredPlan | None]] | None:
+        stmt = _FACTS[self._db.is_postgres, True]
+        rows = self._db.execute(stmt, "scim", params=[{"key": token_id}]).all()
+        if not rows:
+            return None
+        width = len(_TOKEN_NAMES)
+        token = ScimToken(**dict(zip(_TOKEN_NAMES, rows[0][:width], strict=True)))
+        return token, _facts(rows, width)
 
     def _order(self, compiler: _Compiler, query: ScimQuery) -> list[Any]:
         if query.sort_by is None:
