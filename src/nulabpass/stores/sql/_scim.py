@@ -44,7 +44,7 @@ from nulabpass.errors import Conflict, NotFound, StaleWrite
 from nulabpass.org._model import Account, AccountStatus, Domain, Organization, Team
 from nulabpass.scim._errors import account_not_managed, invalid_filter
 from nulabpass.scim._evaluate import parse_time
-from nulabpass.scim._filter import And, AttrPath, Filter, Not, Or, Present, ValuePath
+from nulabpass.scim._filter import And, AttrPath, Compare, Filter, Not, Or, Present, ValuePath
 from nulabpass.scim._model import (
     ScimAddress,
     ScimEmail,
@@ -216,6 +216,17 @@ _SMALL = 1000
 #: Unsorted queries first fetch up to this many ids (plus one) without counting: when
 #: fewer match (``userName eq``, ``externalId eq``), that one query gives page and total.
 _PROBE = 50
+#: ``filter=userName eq "..."``, what identity providers send before every create: its
+#: statement is built once (a compiled filter costs more than the query).
+_BY_USER_NAME = (
+    select(u.c.account_id)
+    .where(
+        u.c.org_id == bindparam("org"),
+        u.c.user_name_key.is_not(None),
+        u.c.user_name_key == bindparam("key"),
+    )
+    .limit(_PROBE + 1)
+)
 
 #: Multi-valued attributes stored as JSON lists on the user's row, and their value type.
 _JSON_VALUES: dict[str, type[ScimValue] | type[ScimAddress]] = {
@@ -554,6 +565,21 @@ class SqlScimRepository:
         # accounts are joined only when the filter or the sort reads one of their columns.
         joined = u.join(a, a.c.id == u.c.account_id) if compiler.uses_accounts else u
         start = max(query.start_index, 1) - 1
+        wanted = query.filter
+        if (
+            query.sort_by is None
+            and query.count > 0
+            and isinstance(wanted, Compare)
+            and wanted.op == "eq"
+            and isinstance(wanted.value, str)
+            and (wanted.path.urn, wanted.path.attr, wanted.path.sub) == (None, "userName", None)
+        ):
+            found = self._db.execute(
+                _BY_USER_NAME, "scim", params=[{"org": org, "key": wanted.value.casefold()}]
+            ).all()
+            if len(found) <= _PROBE:
+                ids = sorted(r[0] for r in found)
+                return ScimPage(len(ids), tuple(ids[start : start + query.count]))
         if query.sort_by is None and query.count > 0:
             probe = self._db.all(
                 select(u.c.account_id).select_from(joined).where(*where).limit(_PROBE + 1),
