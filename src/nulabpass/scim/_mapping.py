@@ -112,30 +112,20 @@ MAX_VALUES = 20
 
 
 def _emails(value: object) -> tuple[ScimEmail, ...]:
-    if value is None:
-        return ()
-    items = [value] if isinstance(value, dict) else value
-    if not isinstance(items, list):
-        raise invalid_value("The attribute emails must be a list of objects.")
-    if len(items) > MAX_VALUES:
-        raise invalid_value(f"The attribute emails has more than {MAX_VALUES} values.")
     out: list[ScimEmail] = []
-    for item in items:
-        entry = _object(item, "emails")
+    for entry in _items(value, "emails"):
         address = _str(entry, "value", "emails.value")
         if address is None:
             continue
-        primary = entry.get("primary")
         out.append(
             ScimEmail(
                 value=address,
                 type=_str(entry, "type", "emails.type"),
-                primary=False if primary is None else coerce_bool(primary, "emails.primary"),
+                primary=_primary(entry, "emails"),
                 display=_str(entry, "display", "emails.display"),
             )
         )
-    if sum(e.primary for e in out) > 1:
-        raise invalid_value("Only one email can be primary.")
+    _one_primary((e.primary for e in out), "emails")
     return tuple(out)
 
 

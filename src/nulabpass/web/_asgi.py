@@ -7,7 +7,14 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from nulabpass.scim._service import ScimRequest
-from nulabpass.web._common import normalize_prefix, strip_prefix
+from nulabpass.web._common import (
+    Receive,
+    Send,
+    normalize_prefix,
+    read_asgi_body,
+    serve_lifespan,
+    strip_prefix,
+)
 
 if TYPE_CHECKING:
     from nulabpass._facade import NulabPass
@@ -15,8 +22,6 @@ if TYPE_CHECKING:
 __all__ = ["scim_asgi_app"]
 
 Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
@@ -41,32 +46,17 @@ def scim_asgi_app(np: NulabPass, prefix: str = "/scim/v2") -> AsgiApp:
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await serve_lifespan(receive, send)
+            return
         if scope.get("type") != "http":
             return
         below = strip_prefix(str(scope.get("path") or "/"), mount)
         if below is None:
             await _send_plain(send, 404, b"Not Found")
             return
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message.get("type") == "http.disconnect":
-                return
-            chunk = bytes(message.get("body") or b"")
-            if size <= limit:
-                chunks.append(chunk)
-            size += len(chunk)
-            more = bool(message.get("more_body"))
-        body = b"".join(chunks)[: limit + 1]
+        body = await read_asgi_body(receive, limit)
+        if body is None:
+            return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers") or []}
         scheme = str(scope.get("scheme") or "http")
         host = headers.get("host") or "localhost"

@@ -43,7 +43,16 @@ import attrs
 from nulabpass._context import RequestContext
 from nulabpass.errors import NotFound, NulabPassError
 from nulabpass.saml import BINDING_POST
-from nulabpass.web._common import normalize_prefix, reason, strip_prefix
+from nulabpass.web._common import (
+    Receive,
+    Send,
+    normalize_prefix,
+    read_asgi_body,
+    read_wsgi_body,
+    reason,
+    serve_lifespan,
+    strip_prefix,
+)
 
 if TYPE_CHECKING:
     from nulabpass._facade import NulabPass
@@ -329,16 +338,7 @@ def saml_wsgi_app(
         if below is None:
             response = _page(404, "Not found", "There is no such page.")
         else:
-            try:
-                length = int(environ.get("CONTENT_LENGTH") or 0)
-            except ValueError:
-                length = 0
-            stream = environ.get("wsgi.input")
-            body = (
-                stream.read(min(length, MAX_FORM_BYTES + 1))
-                if stream is not None and length > 0
-                else b""
-            )
+            body = read_wsgi_body(environ, MAX_FORM_BYTES)
             headers = {
                 key[5:].replace("_", "-").lower(): str(value)
                 for key, value in environ.items()
@@ -370,8 +370,6 @@ def saml_wsgi_app(
 # -- ASGI ----------------------------------------------------------------------------------
 
 Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
@@ -390,28 +388,14 @@ def saml_asgi_app(
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await serve_lifespan(receive, send)
+            return
         if scope.get("type") != "http":
             return
         below = strip_prefix(str(scope.get("path") or "/"), mount)
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message.get("type") == "http.disconnect":
-                return
-            chunk = bytes(message.get("body") or b"")
-            if size <= MAX_FORM_BYTES:
-                chunks.append(chunk)
-            size += len(chunk)
-            more = bool(message.get("more_body"))
+        body = await read_asgi_body(receive, MAX_FORM_BYTES)
+        if body is None:
+            return
         if below is None:
             response = _page(404, "Not found", "There is no such page.")
         else:
@@ -425,7 +409,7 @@ def saml_asgi_app(
                 path=below,
                 query=bytes(scope.get("query_string") or b"").decode("latin-1"),
                 headers=headers,
-                body=b"".join(chunks)[: MAX_FORM_BYTES + 1],
+                body=body,
                 ip=str(client[0]) if client else None,
                 user_agent=headers.get("user-agent"),
                 secure=str(scope.get("scheme") or "http") == "https",

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from nulabpass.scim._service import ScimRequest
-from nulabpass.web._common import normalize_prefix, reason, strip_prefix
+from nulabpass.web._common import normalize_prefix, read_wsgi_body, reason, strip_prefix
 
 if TYPE_CHECKING:
     from nulabpass._facade import NulabPass
@@ -38,14 +38,7 @@ def scim_wsgi_app(np: NulabPass, prefix: str = "/scim/v2") -> WsgiApp:
         if below is None:
             start_response(reason(404), [("Content-Type", "text/plain")])
             return [b"Not Found"]
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        stream = environ.get("wsgi.input")
-        # Read at most one byte past the limit: the handler refuses larger bodies
-        # without this process ever holding more than the limit.
-        body = stream.read(min(length, limit + 1)) if stream is not None and length > 0 else b""
+        body = read_wsgi_body(environ, limit)
         scheme = str(environ.get("wsgi.url_scheme") or "http")
         host = str(environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or "localhost")
         script = str(environ.get("SCRIPT_NAME") or "")
