@@ -60,10 +60,12 @@ from nulabpass.scim._schema import ENTERPRISE_USER
 from nulabpass.stores.sql import schema as s
 from nulabpass.stores.sql._repositories import (
     _account,
+    _account_at,
     _domain_from,
     _org_from,
     _plan_from,
     _team,
+    _team_at,
 )
 
 if TYPE_CHECKING:
@@ -210,6 +212,10 @@ _LOAD_USER = (
     .order_by(e.c.position)
 )
 _USER_END = _ACCOUNT_WIDTH + len(_USER_NAMES)
+#: A user's emails (rewritten whole when they change) and its row, keyed by bound values.
+_DELETE_EMAILS = delete(e).where(e.c.org_id == bindparam("org"), e.c.account_id == bindparam("id"))
+_INSERT_EMAILS = insert(e)
+_DELETE_USER = delete(u).where(u.c.org_id == bindparam("org"), u.c.account_id == bindparam("id"))
 
 #: Below this many matches, an unsorted page is ordered in Python (see query_users).
 _SMALL = 1000
@@ -448,15 +454,12 @@ class SqlScimRepository:
 
     def _write_emails(self, row: ScimUserRow, *, fresh: bool = False) -> None:
         if not fresh:
-            self._db.execute(
-                delete(e).where(e.c.org_id == row.org_id, e.c.account_id == row.account_id),
-                "scim",
-            )
+            self._db.write(_DELETE_EMAILS, "scim", [{"org": row.org_id, "id": row.account_id}])
         if row.profile.emails:
-            self._db.execute(
-                insert(e),
+            self._db.write(
+                _INSERT_EMAILS,
                 "scim",
-                params=[
+                [
                     {
                         "org_id": row.org_id,
                         "account_id": row.account_id,
@@ -507,8 +510,7 @@ class SqlScimRepository:
         refused = account_not_managed(row.org_id, row.account_id)
         if not self._db.insert_ignore(u, self._values(row), "scim", on_foreign_key=refused):
             raise Conflict("The account already has SCIM attributes.", code="scim.user_exists")
-        params = [{"org": row.org_id}]
-        self._db.execute(_COUNT_USER[self._db.is_postgres], "scim", params=params)
+        self._db.write(_COUNT_USER[self._db.is_postgres], "scim", [{"org": row.org_id}])
         # Emails belong to their user row (deleted with it), so a new row has none yet.
         self._write_emails(row, fresh=True)
 
@@ -521,7 +523,7 @@ class SqlScimRepository:
             key_account=row.account_id,
             key_version=row.version,
         )
-        if self._db.execute(_UPDATE_USER, "scim", params=[params]).rowcount != 1:
+        if self._db.write(_UPDATE_USER, "scim", [params]) != 1:
             if self.get_user(row.org_id, row.account_id) is None:
                 raise NotFound(
                     f"The user {row.account_id} no longer exists.", code="scim.not_found"
@@ -534,14 +536,10 @@ class SqlScimRepository:
         return attrs.evolve(row, version=row.version + 1)
 
     def delete_user(self, org_id: str, account_id: str) -> None:
-        self._db.execute(
-            delete(e).where(e.c.org_id == org_id, e.c.account_id == account_id), "scim"
-        )
-        gone = self._db.execute(
-            delete(u).where(u.c.org_id == org_id, u.c.account_id == account_id), "scim"
-        )
-        if gone.rowcount:
-            self._db.execute(_UNCOUNT_USER, "scim", params=[{"org": org_id}])
+        key = [{"org": org_id, "id": account_id}]
+        self._db.write(_DELETE_EMAILS, "scim", key)
+        if self._db.write(_DELETE_USER, "scim", key):
+            self._db.write(_UNCOUNT_USER, "scim", [{"org": org_id}])
 
     def _email_exists(self, org_id: str) -> Callable[[Filter, _Compiler], ColumnElement[bool]]:
         def build(inner: Filter, outer: _Compiler) -> ColumnElement[bool]:
@@ -556,14 +554,6 @@ class SqlScimRepository:
 
     def query_users(self, query: ScimQuery) -> ScimPage:
         org = query.org_id
-        compiler = _Compiler(self._db, _USER_FIELDS, {"emails": self._email_exists(org)})
-        where: list[ColumnElement[bool]] = [u.c.org_id == org]
-        if query.filter is not None:
-            where.append(compiler.compile(query.filter))
-        order = self._order(compiler, query)
-        # Every row names an account the organization manages (the foreign key), so the
-        # accounts are joined only when the filter or the sort reads one of their columns.
-        joined = u.join(a, a.c.id == u.c.account_id) if compiler.uses_accounts else u
         start = max(query.start_index, 1) - 1
         wanted = query.filter
         if (
@@ -574,12 +564,18 @@ class SqlScimRepository:
             and isinstance(wanted.value, str)
             and (wanted.path.urn, wanted.path.attr, wanted.path.sub) == (None, "userName", None)
         ):
-            found = self._db.execute(
-                _BY_USER_NAME, "scim", params=[{"org": org, "key": wanted.value.casefold()}]
-            ).all()
+            found = self._db.fetch(_BY_USER_NAME, "scim", org=org, key=wanted.value.casefold())
             if len(found) <= _PROBE:
                 ids = sorted(r[0] for r in found)
                 return ScimPage(len(ids), tuple(ids[start : start + query.count]))
+        compiler = _Compiler(self._db, _USER_FIELDS, {"emails": self._email_exists(org)})
+        where: list[ColumnElement[bool]] = [u.c.org_id == org]
+        if query.filter is not None:
+            where.append(compiler.compile(query.filter))
+        order = self._order(compiler, query)
+        # Every row names an account the organization manages (the foreign key), so the
+        # accounts are joined only when the filter or the sort reads one of their columns.
+        joined = u.join(a, a.c.id == u.c.account_id) if compiler.uses_accounts else u
         if query.sort_by is None and query.count > 0:
             probe = self._db.all(
                 select(u.c.account_id).select_from(joined).where(*where).limit(_PROBE + 1),
@@ -590,8 +586,8 @@ class SqlScimRepository:
                 return ScimPage(len(ids), tuple(ids[start : start + query.count]))
         if query.filter is None:
             # Counting the rows grows with the organization; its count is kept instead.
-            found_total = self._db.row(_USER_COUNT, "scim", org=org)
-            total = int(found_total[0]) if found_total is not None else 0
+            found_total = self._db.fetch(_USER_COUNT, "scim", org=org)
+            total = int(found_total[0][0]) if found_total else 0
         else:
             count = select(func.count()).select_from(joined).where(*where)
             total = self._db.scalar_int(count, "scim")
@@ -654,8 +650,7 @@ class SqlScimRepository:
         return out
 
     def _load_user(self, org_id: str, account_id: str) -> list[tuple[Account, ScimUserRow]]:
-        params = [{"id": account_id, "org": org_id}]
-        found = self._db.execute(_LOAD_USER, "scim", params=params).all()
+        found = self._db.fetch(_LOAD_USER, "scim", id=account_id, org=org_id)
         if not found:
             return []
         first = found[0]
@@ -669,11 +664,15 @@ class SqlScimRepository:
             updated_at=values["updated_at"],
             version=values["version"],
         )
-        return [(_account(first), row)]
+        return [(_account_at(first), row)]
 
     def groups_by_account(self, org_id: str, account_ids: Sequence[str]) -> dict[str, list[Team]]:
         out: dict[str, list[Team]] = {a: [] for a in account_ids}
         ids = list(out)
+        if len(ids) == 1:
+            rows = self._db.fetch(_GROUPS_OF, "scim", org=org_id, account=ids[0])
+            out[ids[0]].extend(_team_at(r) for r in rows)
+            return out
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             params = [{"org": org_id, "ids": chunk}]
@@ -685,13 +684,13 @@ class SqlScimRepository:
         self, org_id: str
     ) -> tuple[Organization | None, list[Domain], StoredPlan | None]:
         stmt = _FACTS[self._db.is_postgres, False]
-        return _facts(self._db.execute(stmt, "organization", params=[{"key": org_id}]).all(), 0)
+        return _facts(self._db.fetch(stmt, "organization", key=org_id), 0)
 
     def token_and_facts(
         self, token_id: str
     ) -> tuple[ScimToken, tuple[Organization | None, list[Domain], StoredPlan | None]] | None:
         stmt = _FACTS[self._db.is_postgres, True]
-        rows = self._db.execute(stmt, "scim", params=[{"key": token_id}]).all()
+        rows = self._db.fetch(stmt, "scim", key=token_id)
         if not rows:
             return None
         width = len(_TOKEN_NAMES)
@@ -782,8 +781,8 @@ class SqlScimRepository:
         return ScimPage(total, tuple(r._mapping["id"] for r in rows))
 
     def groups_of(self, org_id: str, account_id: str) -> list[Team]:
-        params = [{"org": org_id, "account": account_id}]
-        return [_team(r) for r in self._db.execute(_GROUPS_OF, "scim", params=params).all()]
+        rows = self._db.fetch(_GROUPS_OF, "scim", org=org_id, account=account_id)
+        return [_team_at(r) for r in rows]
 
     def managed_members(self, org_id: str, team_id: str) -> list[Account]:
         rows = self._db.all(

@@ -57,6 +57,7 @@ from nulabpass.ports import (
     TeamRepository,
     UnitOfWork,
 )
+from nulabpass.stores.sql import _driver
 from nulabpass.stores.sql._audit_ledger import SqlAuditLedgerRepository
 from nulabpass.stores.sql._domains import SqlDomainChallengeRepository, SqlRateLimitBuckets
 from nulabpass.stores.sql._errors import translate
@@ -137,7 +138,18 @@ def configure_sqlite_engine(engine: Engine, *, busy_timeout: float = 30.0) -> No
 
 
 def _begin_immediate(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    if _driver.observed(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        return
+    # Straight to the driver, as the unit of work's statements (see ``_driver``); a
+    # driver error is wrapped as SQLAlchemy would, for the caller's translation.
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        conn.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+    except dbapi.Error as exc:
+        raise sa_exc.DBAPIError.instance(
+            "BEGIN IMMEDIATE", None, exc, dbapi.Error, hide_parameters=True
+        ) from exc
 
 
 def _sqlite_configured(engine: Engine) -> bool:
