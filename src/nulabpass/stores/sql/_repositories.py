@@ -387,7 +387,6 @@ class Db:
         :class:`StaleWrite` when another writer has moved its version on; a foreign key
         violation raises ``on_foreign_key`` when given.
         """
-        where = _key_clause(table, key)
         params: dict[str, Any] = {k: v for k, v in values.items() if k not in key}
         params["version"] = version + 1
         names = tuple(key)
@@ -405,7 +404,7 @@ class Db:
         )
         if changed == 1:
             return
-        current = self.first(select(table.c.version).where(where), resource)
+        current = self.first(select(table.c.version).where(_key_clause(table, key)), resource)
         ident = "/".join(key.values())
         if current is None:
             raise NotFound(

@@ -212,6 +212,11 @@ _LOAD_USER = (
     .order_by(e.c.position)
 )
 _USER_END = _ACCOUNT_WIDTH + len(_USER_NAMES)
+#: Which of some accounts (one, or an expanding list) the organization manages.
+_MANAGED_ONE = select(a.c.id).where(a.c.id == bindparam("id"), a.c.managed_by == bindparam("org"))
+_MANAGED = select(a.c.id).where(
+    a.c.id.in_(bindparam("ids", expanding=True)), a.c.managed_by == bindparam("org")
+)
 #: A user's emails (rewritten whole when they change) and its row, keyed by bound values.
 _DELETE_EMAILS = delete(e).where(e.c.org_id == bindparam("org"), e.c.account_id == bindparam("id"))
 _INSERT_EMAILS = insert(e)
@@ -795,14 +800,14 @@ class SqlScimRepository:
         return [_account(r) for r in rows]
 
     def managed_ids(self, org_id: str, account_ids: Sequence[str]) -> set[str]:
+        ids = list(dict.fromkeys(account_ids))
+        if len(ids) == 1:
+            return {r[0] for r in self._db.fetch(_MANAGED_ONE, "scim", id=ids[0], org=org_id)}
         found: set[str] = set()
-        ids = list(account_ids)
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            rows = self._db.all(
-                select(a.c.id).where(a.c.id.in_(chunk), a.c.managed_by == org_id), "scim"
-            )
-            found.update(r._mapping["id"] for r in rows)
+            rows = self._db.execute(_MANAGED, "scim", params=[{"ids": chunk, "org": org_id}])
+            found.update(r[0] for r in rows)
         return found
 
     # -- tokens ----------------------------------------------------------------------
