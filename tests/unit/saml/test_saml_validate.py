@@ -337,6 +337,60 @@ def test_a_document_type_declaration_is_refused_before_parsing(validate: Validat
     assert code_of(validate, xml) == "saml.malformed"
 
 
+@pytest.mark.parametrize(
+    "prolog",
+    [
+        b"",
+        b'<?xml version="1.0" encoding="UTF-8"?>\n',
+        b'<?xml version="1.0"?><!-- a comment --><?pi data?>\n',
+        b"<!-- a comment that mentions <r> -->",
+        b"<?pi <r> inside an instruction ?>",
+        b"<!-- an unterminated comment",
+    ],
+    ids=["bare", "declaration", "comment-and-pi", "tag-in-comment", "tag-in-pi", "unterminated"],
+)
+def test_a_declaration_anywhere_in_the_prolog_is_refused(
+    validate: Validate, prolog: bytes
+) -> None:
+    xml = prolog + b'<!DOCTYPE r [<!ENTITY x "y">]><r>&x;</r>'
+    error = error_of(validate, xml)
+    assert error.code == "saml.malformed"
+    assert "SAML messages never do" in error.message  # refused before parsing
+
+
+def test_a_declaration_after_the_root_is_malformed_xml(validate: Validate) -> None:
+    """Past the prolog the parser itself refuses a DOCTYPE: it is not well-formed."""
+    error = error_of(validate, b'<r/><!DOCTYPE r [<!ENTITY x "y">]>')
+    assert error.code == "saml.malformed"
+    assert "not well-formed" in error.message
+
+
+def test_a_comment_mentioning_a_doctype_is_not_a_declaration(
+    build: Build, validate: Validate
+) -> None:
+    xml = b"<!-- <!DOCTYPE is not declared here -->" + build()
+    assert validate(xml).name_id == "alice@example.com"
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda v: v + b"=",
+        lambda v: v[:-1],
+        lambda v: v[:100] + b"*" + v[101:],
+        lambda v: v[:100] + b"=" + v[101:],
+        lambda v: v + b"\x00",
+    ],
+    ids=["extra-padding", "truncated", "bad-character", "padding-inside", "nul"],
+)
+def test_base64_that_is_not_strictly_valid_is_refused(
+    build: Build, validate: Validate, tamper: Callable[[bytes], bytes]
+) -> None:
+    error = error_of(validate, tamper(base64.b64encode(build())))
+    assert error.code == "saml.malformed"
+    assert "not valid base64" in error.message
+
+
 def test_an_oversized_response_is_refused(idp_config: IdpConfig, build: Build) -> None:
     small = SamlValidator(idp_config, SamlPolicy(SP_ENTITY_ID, ACS_URL, max_response_bytes=1000))
     with pytest.raises(SamlValidationError) as info:
