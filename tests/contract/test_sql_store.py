@@ -525,6 +525,31 @@ def test_count_break_glass_is_one_query(sql_store: SqlStore) -> None:
     assert "JOIN nulabpass_accounts" in statements.seen[0]
 
 
+@pytest.mark.parametrize("require_admin", [True, False])
+def test_break_glass_count_seeks_the_privileged_members_only(
+    sqlite_store: SqlStore, require_admin: bool
+) -> None:
+    """The count runs after every change: on SQLite its plan seeks the (org_id, role
+    [, plan_admin]) index, never every member of the organization."""
+    add_all(sqlite_store, make_org(), make_account("acc-1"), make_membership("org-a", "acc-1"))
+    bind = sqlite_store.bind
+    assert isinstance(bind, sa.Engine)
+    with _Statements(bind) as statements, sqlite_store.transaction() as uow:
+        uow.memberships.count_break_glass("org-a", require_admin=require_admin)
+    (sql,) = [s for s in statements.seen if "nulabpass_" in s]
+    with bind.connect() as conn:
+        plan = [
+            row[-1]
+            for row in conn.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {sql}", ("org-a",) * sql.count("?")
+            )
+        ]
+    searches = [p for p in plan if "nulabpass_memberships" in p]
+    assert searches, plan
+    assert all("org_id=? AND role=?" in p for p in searches), plan
+    assert len(searches) == (1 if require_admin else 2)
+
+
 def test_an_unreachable_database_is_a_transient_error() -> None:
     """A refused PostgreSQL connection raises TransientError (store.unavailable)."""
     store = SqlStore.from_url("postgresql://nobody@127.0.0.1:1/none")
