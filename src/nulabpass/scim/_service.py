@@ -1185,10 +1185,11 @@ class ScimAPI:
         ident: str,
         req: ScimRequest,
         base: str,
-        make: Callable[[Json], UserInput],
+        make: Callable[[Callable[[], Json]], UserInput],
         active_hint: bool | None,
     ) -> ScimResponse:
-        """Replace or patch a User in one transaction.
+        """Replace or patch a User in one transaction; ``make`` gets the stored user's
+        document as a function (a PUT never renders it).
 
         The audit action depends on the stored status (deactivated, reactivated or
         updated), known only inside the transaction: it is guessed from the request and,
@@ -1202,7 +1203,7 @@ class ScimAPI:
                 raise _not_found(USER_RESOURCE, ident)
             account, row = loaded[0]
             self._check_if_match(req, user_etag(account, row))
-            inp = make(render_user(user_view(account, row), row.profile, base))
+            inp = make(lambda: render_user(user_view(account, row), row.profile, base))
             wanted = self._user_action(account, inp.active)
             if wanted != action:
                 raise _OtherAction(wanted)
@@ -1242,8 +1243,8 @@ class ScimAPI:
         if resource is GROUP_RESOURCE:
             return self._patch_group(auth, ident, req, base, ops)
 
-        def make(current: Json) -> UserInput:
-            return parse_user(apply_patch(current, ops, USER_RESOURCE))
+        def make(current: Callable[[], Json]) -> UserInput:
+            return parse_user(apply_patch(current(), ops, USER_RESOURCE))
 
         return self._update_user(auth, ident, req, base, make, _active_hint(ops))
 

@@ -17,6 +17,7 @@ exactly as SQLAlchemy wraps them, so their translation is the same on both paths
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -57,15 +58,23 @@ class DriverPlan:
             out.append(value if bind is None or value is None else bind(value))
         return out
 
+    @functools.cached_property
+    def _processed(self) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
+        return tuple((i, f) for i, f in enumerate(self.results) if f is not None)
+
     def convert(self, rows: list[Any]) -> list[Any]:
         """The driver's rows with SQLAlchemy's result processors applied."""
-        results = self.results
-        if not any(results):
+        processed = self._processed
+        if not processed:
             return rows
-        return [
-            tuple(v if f is None or v is None else f(v) for f, v in zip(results, r, strict=True))
-            for r in rows
-        ]
+        out = []
+        for row in rows:
+            values = list(row)
+            for i, f in processed:
+                if values[i] is not None:
+                    values[i] = f(values[i])
+            out.append(tuple(values))
+        return out
 
 
 class DriverRow(tuple[Any, ...]):
