@@ -862,6 +862,12 @@ class Store(Protocol):
         """Open a unit of work; commit on normal exit, roll back on exception."""
         ...
 
+    def snapshot(self) -> AbstractContextManager[UnitOfWork]:
+        """Open a unit of work for reads only, which sees one consistent state of the
+        store throughout and does not hold up writers for its duration (long reads:
+        verifying or exporting an audit log). It must not write."""
+        ...
+
 
 # ---------------------------------------------------------------------------------------
 # Keys

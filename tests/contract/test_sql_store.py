@@ -4,6 +4,7 @@ that join the host's, SQLite settings and the translation of driver errors."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from importlib import resources
@@ -559,3 +560,52 @@ def test_an_unreachable_database_is_a_transient_error() -> None:
         assert info.value.code == "store.unavailable"
     finally:
         store.dispose()
+
+
+# ---------------------------------------------------------------------------------------
+# Snapshots
+
+
+def test_a_snapshot_neither_holds_up_writers_nor_sees_their_changes(
+    sql_store: SqlStore,
+) -> None:
+    """A change committed by another thread while a snapshot is open goes through at
+    once (SQLite: no write lock is held; PostgreSQL: a read-only transaction) and stays
+    invisible to the snapshot, which sees one state throughout."""
+    add_all(sql_store, make_org())
+    outcome: list[BaseException | None] = []
+
+    def write() -> None:
+        try:
+            add_all(sql_store, make_org("org-b"))
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    with sql_store.snapshot() as uow:
+        assert uow.organizations.get("org-a") == make_org()
+        writer = threading.Thread(target=write)
+        writer.start()
+        writer.join(timeout=10)
+        assert not writer.is_alive(), "the writer waited for the snapshot"
+        assert outcome == [None]
+        assert uow.organizations.get("org-b") is None
+    assert read(sql_store, lambda u: u.organizations.get("org-b")) == make_org("org-b")
+
+
+def test_a_snapshot_refuses_writes_and_leaves_the_connection_writable(
+    sql_store: SqlStore,
+) -> None:
+    with pytest.raises(NulabPassError), sql_store.snapshot() as uow:
+        uow.organizations.add(make_org("org-c"))
+    add_all(sql_store, make_org("org-d"))
+    assert read(sql_store, lambda u: u.organizations.get("org-c")) is None
+    assert read(sql_store, lambda u: u.organizations.get("org-d")) == make_org("org-d")
+
+
+def test_a_snapshot_inside_a_transaction_joins_it(sql_store: SqlStore) -> None:
+    with sql_store.transaction() as outer:
+        outer.organizations.add(make_org("org-e"))
+        with sql_store.snapshot() as uow:
+            assert uow.organizations.get("org-e") == make_org("org-e")
+    assert read(sql_store, lambda u: u.organizations.get("org-e")) == make_org("org-e")

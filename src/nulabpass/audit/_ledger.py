@@ -221,9 +221,11 @@ def verify_log(
     anchor a purge recorded): its ``prev_hash`` links the first remaining event and its
     frontier seeds the Merkle tree, whose root must match the checkpoint taken at the
     anchor. Each stored checkpoint's root is compared when the streamed tree reaches its
-    size, and its signature is checked when ``public_key`` is given.
+    size, and its signature is checked when ``public_key`` is given. It reads in one
+    snapshot of the store, so changes made meanwhile (new events, a purge) neither wait
+    for it nor show it a log that is half one state and half the other.
     """
-    with store.transaction() as uow:
+    with store.snapshot() as uow:
         if anchor is None and use_stored_anchor:
             anchor = uow.audit_ledger.anchor(scope)
         start = 0 if anchor is None else anchor.seq

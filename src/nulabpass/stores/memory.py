@@ -778,6 +778,13 @@ class MemoryStore:
         self._local = threading.local()
 
     @contextmanager
+    def snapshot(self) -> Iterator[_UnitOfWork]:
+        """A unit of work for reads (:meth:`~nulabpass.ports.Store.snapshot`): units
+        of work here run one at a time, so a transaction sees one state throughout."""
+        with self.transaction() as uow:
+            yield uow
+
+    @contextmanager
     def transaction(self) -> Iterator[_UnitOfWork]:
         """Open a unit of work; commit on normal exit, roll back on exception.
 

@@ -137,19 +137,34 @@ def configure_sqlite_engine(engine: Engine, *, busy_timeout: float = 30.0) -> No
     event.listen(engine, "begin", _begin_immediate)
 
 
+def _on_sqlite_driver(conn: Connection, sql: str) -> None:
+    """Run ``sql`` on the SQLite driver connection under ``conn``, its error wrapped as
+    SQLAlchemy wraps driver errors."""
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        conn.connection.driver_connection.execute(sql)  # type: ignore[union-attr]
+    except dbapi.Error as exc:
+        raise sa_exc.DBAPIError.instance(
+            sql, None, exc, dbapi.Error, hide_parameters=True
+        ) from exc
+
+
+#: ``Connection.info`` key set while a connection serves :meth:`SqlStore.snapshot`.
+_SNAPSHOT = "nulabpass.snapshot"
+
+
 def _begin_immediate(conn: Connection) -> None:
+    if conn.info.get(_SNAPSHOT):
+        # A deferred transaction takes no lock; under write-ahead logging its first read
+        # fixes the state it sees until it ends, while writers go on.
+        conn.exec_driver_sql("BEGIN")
+        return
     if _driver.observed(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
         return
     # Straight to the driver, as the unit of work's statements (see ``_driver``); a
     # driver error is wrapped as SQLAlchemy would, for the caller's translation.
-    dbapi = conn.dialect.loaded_dbapi
-    try:
-        conn.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
-    except dbapi.Error as exc:
-        raise sa_exc.DBAPIError.instance(
-            "BEGIN IMMEDIATE", None, exc, dbapi.Error, hide_parameters=True
-        ) from exc
+    _on_sqlite_driver(conn, "BEGIN IMMEDIATE")
 
 
 def _sqlite_configured(engine: Engine) -> bool:
@@ -332,6 +347,55 @@ class SqlStore:
                 finally:
                     self._local.active = None
                     db.close()
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[SqlUnitOfWork]:
+        """Open a unit of work for reads that sees one state of the database throughout,
+        without holding up writers (:meth:`~nulabpass.ports.Store.snapshot`).
+
+        PostgreSQL: a ``REPEATABLE READ, READ ONLY`` transaction. SQLite: a deferred
+        transaction, which takes no lock (under write-ahead logging, file databases)
+        and whose first read fixes what it sees; the connection refuses writes
+        meanwhile (``PRAGMA query_only``). Nested in a transaction of this store on the
+        same thread, or on a host ``Connection``, it joins that transaction as
+        :meth:`transaction` does.
+        """
+        if getattr(self._local, "active", None) is not None or isinstance(self._bind, Connection):
+            with self.transaction() as uow:
+                yield uow
+            return
+        with self._connection() as conn:
+            sqlite = conn.dialect.name == "sqlite"
+            try:
+                if sqlite:
+                    # On the driver: through SQLAlchemy it would begin a transaction.
+                    _on_sqlite_driver(conn, "PRAGMA query_only = 1")
+                    conn.info[_SNAPSHOT] = True
+                else:
+                    conn.execution_options(
+                        isolation_level="REPEATABLE READ", postgresql_readonly=True
+                    )
+            except sa_exc.SQLAlchemyError as exc:
+                raise translate(exc, "transaction") from exc
+            try:
+                with _transaction_scope(conn, nested=False):
+                    db = Db(conn)
+                    uow = SqlUnitOfWork(db)
+                    self._local.active = (conn, uow)
+                    try:
+                        yield uow
+                    finally:
+                        self._local.active = None
+                        db.close()
+            finally:
+                if sqlite:
+                    conn.info.pop(_SNAPSHOT, None)
+                    try:
+                        _on_sqlite_driver(conn, "PRAGMA query_only = 0")
+                    except sa_exc.SQLAlchemyError:
+                        # A connection that may still refuse writes must not go back
+                        # to the pool.
+                        conn.invalidate()
 
     # -- migrations ---------------------------------------------------------------------
 
