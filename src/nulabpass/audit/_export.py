@@ -98,7 +98,7 @@ class AuditExport:
             return
         after = self.first_seq - 1
         while after < self.last_seq:
-            with self.store.transaction() as uow:
+            with self.store.snapshot() as uow:
                 events = []
                 for event in events_after(uow, self.scope, after, batch_size=self._batch):
                     if event.seq > self.last_seq:
@@ -179,7 +179,7 @@ class AuditExport:
         first_ranges = inclusion_ranges(first - 1, size)
         last_ranges = inclusion_ranges(last - 1, size)
         frontier = [binascii.unhexlify(h) for h in self._frontier]
-        with self.store.transaction() as uow:
+        with self.store.snapshot() as uow:
             leaves = (
                 leaf_hash(binascii.unhexlify(e.hash))
                 for e in events_after(uow, self.scope, self._frontier_start)

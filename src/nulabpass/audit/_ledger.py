@@ -151,7 +151,7 @@ def inclusion_proof(
             f"Event {seq} is not covered by the checkpoint of {checkpoint.tree_size} events.",
             code="audit.proof_unavailable",
         )
-    with store.transaction() as uow:
+    with store.snapshot() as uow:
         _, acc = _start(uow, scope)
         found = uow.audit.query(
             AuditQuery(scope=scope, after_seq=seq - 1, newest_first=False, limit=1)
@@ -190,7 +190,7 @@ def consistency_proof(
             code="audit.proof_unavailable",
         )
     ranges = consistency_ranges(first.tree_size, second.tree_size)
-    with store.transaction() as uow:
+    with store.snapshot() as uow:
         _, acc = _start(uow, scope)
         try:
             hashes = subtree_hashes(
