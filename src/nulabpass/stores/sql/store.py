@@ -338,15 +338,21 @@ class SqlStore:
             return
         with self._connection() as conn:
             joins_host = isinstance(self._bind, Connection) and conn.in_transaction()
-            with _transaction_scope(conn, nested=joins_host):
-                db = Db(conn)
-                uow = SqlUnitOfWork(db)
-                self._local.active = (conn, uow)
-                try:
-                    yield uow
-                finally:
-                    self._local.active = None
-                    db.close()
+            with self._unit_of_work(conn, nested=joins_host) as uow:
+                yield uow
+
+    @contextlib.contextmanager
+    def _unit_of_work(self, conn: Connection, *, nested: bool) -> Iterator[SqlUnitOfWork]:
+        """A transaction on ``conn`` and its unit of work, the thread's active one."""
+        with _transaction_scope(conn, nested=nested):
+            db = Db(conn)
+            uow = SqlUnitOfWork(db)
+            self._local.active = (conn, uow)
+            try:
+                yield uow
+            finally:
+                self._local.active = None
+                db.close()
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[SqlUnitOfWork]:
@@ -378,15 +384,8 @@ class SqlStore:
             except sa_exc.SQLAlchemyError as exc:
                 raise translate(exc, "transaction") from exc
             try:
-                with _transaction_scope(conn, nested=False):
-                    db = Db(conn)
-                    uow = SqlUnitOfWork(db)
-                    self._local.active = (conn, uow)
-                    try:
-                        yield uow
-                    finally:
-                        self._local.active = None
-                        db.close()
+                with self._unit_of_work(conn, nested=False) as uow:
+                    yield uow
             finally:
                 if sqlite:
                     conn.info.pop(_SNAPSHOT, None)
