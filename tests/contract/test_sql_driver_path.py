@@ -191,3 +191,33 @@ def test_a_missing_parameter_raises_through_sqlalchemy(sqlite_store: SqlStore) -
     stmt = sa.select(schema.accounts.c.id).where(schema.accounts.c.id == sa.bindparam("id"))
     with pytest.raises(NulabPassError), sqlite_store.transaction() as uow:
         uow.accounts._db.fetch(stmt, "account")
+
+
+def test_processors_run_for_none_as_sqlalchemy_runs_them(sqlite_store: SqlStore) -> None:
+    """A JSON column without ``none_as_null`` stores None as the JSON ``null`` text on
+    both paths, and reads it back the same."""
+    meta = sa.MetaData()
+    docs = sa.Table(
+        "driver_path_docs",
+        meta,
+        sa.Column("id", sa.String, primary_key=True),
+        sa.Column("doc", sa.JSON()),
+    )
+    engine = _engine(sqlite_store)
+    meta.create_all(engine)
+    insert = sa.insert(docs)
+    by_id = sa.select(docs.c.doc).where(docs.c.id == sa.bindparam("id"))
+
+    def write_and_read(key: str) -> Any:
+        with sqlite_store.transaction() as uow:
+            uow.accounts._db.write(insert, "doc", [{"id": key, "doc": None}])
+        with sqlite_store.transaction() as uow:
+            return uow.accounts._db.fetch(by_id, "doc", id=key)
+
+    fast = write_and_read("fast")
+    with _statements(engine):
+        slow = write_and_read("slow")
+    assert fast == slow
+    with engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT id, doc FROM driver_path_docs ORDER BY id").all()
+    assert [tuple(r) for r in stored] == [("fast", "null"), ("slow", "null")]

@@ -55,7 +55,7 @@ class DriverPlan:
         for name in self.names:
             value = params[name] if name in params else self.defaults[name]
             bind = binds.get(name)
-            out.append(value if bind is None or value is None else bind(value))
+            out.append(value if bind is None else bind(value))
         return out
 
     @functools.cached_property
@@ -71,8 +71,7 @@ class DriverPlan:
         for row in rows:
             values = list(row)
             for i, f in processed:
-                if values[i] is not None:
-                    values[i] = f(values[i])
+                values[i] = f(values[i])
             out.append(tuple(values))
         return out
 
