@@ -609,3 +609,58 @@ def test_a_snapshot_inside_a_transaction_joins_it(sql_store: SqlStore) -> None:
         with sql_store.snapshot() as uow:
             assert uow.organizations.get("org-e") == make_org("org-e")
     assert read(sql_store, lambda u: u.organizations.get("org-e")) == make_org("org-e")
+
+
+# ---------------------------------------------------------------------------------------
+# Versioned updates set the columns that changed
+
+
+def test_an_update_sets_only_the_columns_that_changed(sql_store: SqlStore) -> None:
+    """An account read in the transaction is updated with only its changed columns (its
+    email's unique index is not rewritten when the email stays), and a second update in
+    the same transaction diffs against the first one's result."""
+    add_all(sql_store, make_account("acc-1"))
+    bind = sql_store.bind
+    assert isinstance(bind, sa.Engine)
+    with _Statements(bind) as statements, sql_store.transaction() as uow:
+        account = uow.accounts.get("acc-1")
+        assert account is not None
+        renamed = uow.accounts.update(attrs.evolve(account, display_name="Renamed"))
+        uow.accounts.update(attrs.evolve(renamed, email="new@example.com"))
+    updates = [s for s in statements.seen if s.lstrip().upper().startswith("UPDATE")]
+    assert len(updates) == 2
+    first_set = updates[0].split(" WHERE ")[0]
+    second_set = updates[1].split(" WHERE ")[0]
+    assert "display_name" in first_set
+    assert "email" not in first_set
+    assert "email" in second_set
+    assert "display_name" not in second_set
+    stored = read(sql_store, lambda u: u.accounts.get("acc-1"))
+    assert stored is not None
+    assert (stored.display_name, stored.email, stored.version) == (
+        "Renamed",
+        "new@example.com",
+        account.version + 2,
+    )
+
+
+def test_another_write_to_the_table_makes_the_next_update_set_every_column(
+    sql_store: SqlStore,
+) -> None:
+    """A row changed by any other statement since it was read is no longer trusted: the
+    update then writes every column the caller gave, so the caller's values win."""
+    add_all(sql_store, make_account("acc-1"))
+    accounts = sa.table("nulabpass_accounts", sa.column("id"), sa.column("display_name"))
+    with sql_store.transaction() as uow:
+        account = uow.accounts.get("acc-1")
+        assert account is not None
+        uow.accounts._db.execute(
+            sa.update(accounts)
+            .where(accounts.c.id == "acc-1")
+            .values(display_name="Changed elsewhere"),
+            "account",
+        )
+        uow.accounts.update(attrs.evolve(account, language="en"))
+    stored = read(sql_store, lambda u: u.accounts.get("acc-1"))
+    assert stored is not None
+    assert (stored.display_name, stored.language) == (account.display_name, "en")

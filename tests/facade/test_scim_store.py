@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import attrs
 import pytest
+import sqlalchemy as sa
 
 from nulabpass.errors import Conflict, StaleWrite
 from nulabpass.org._model import (
@@ -327,6 +328,37 @@ def test_user_rows_round_trip_and_updates_check_versions(populated: Store) -> No
         assert uow.scim.get_tombstone(ORG, "acc_003") == ScimTombstone(
             ORG, "acc_003", "x@example.com", None, T0
         )
+
+
+def test_an_update_of_a_loaded_user_sets_only_what_changed(populated: Store) -> None:
+    """A user loaded in the transaction is updated with its changed columns only (the
+    userName's index is not rewritten when the userName stays), on every store alike."""
+    bind = getattr(populated, "bind", None)
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        seen.append(statement)
+
+    if bind is not None:
+        sa.event.listen(bind, "before_cursor_execute", record)
+    try:
+        with populated.transaction() as uow:
+            ((_, row),) = uow.scim.load_users(ORG, ["acc_004"])
+            uow.scim.update_user(
+                attrs.evolve(row, profile=attrs.evolve(row.profile, title="CFO")),
+                emails_changed=False,
+            )
+    finally:
+        if bind is not None:
+            sa.event.remove(bind, "before_cursor_execute", record)
+    with populated.transaction() as uow:
+        again = uow.scim.get_user(ORG, "acc_004")
+    assert again is not None
+    assert again.profile == attrs.evolve(_profile(4), title="CFO")
+    if bind is not None:
+        (update,) = [s for s in seen if s.lstrip().upper().startswith("UPDATE")]
+        assert "title" in update.split(" WHERE ")[0]
+        assert "user_name_key" not in update.split(" WHERE ")[0]
 
 
 def test_a_failed_transaction_leaves_no_scim_rows(populated: Store) -> None:

@@ -47,7 +47,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.sql import Executable, FromClause
-from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql.dml import Insert, Update, UpdateBase
 
 from nulabpass.audit._model import (
     GENESIS_HASH,
@@ -119,6 +119,10 @@ def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
         yield values[start : start + _IN_CHUNK]
 
 
+#: Tables whose versioned updates set only the columns that changed (see Db.changed):
+#: the rows SCIM rewrites, whose unchanged indexed columns would otherwise cost index
+#: writes on every update.
+_DIFFED = frozenset({s.accounts.name, s.scim_users.name})
 #: ``INSERT ... ON CONFLICT DO NOTHING`` per (table, is PostgreSQL), built once.
 _INSERT_IGNORE: dict[tuple[str, bool], Insert] = {}
 #: ``UPDATE ... WHERE key AND version = :v`` per (table, key columns), built once; the
@@ -159,6 +163,34 @@ class Db:
         self._watched = _driver.observed(conn)
         #: Organizations whose row this transaction locked with ``organizations.lock``.
         self.locked: set[str] = set()
+        #: Rows of the tables in ``_DIFFED`` as this transaction last read or wrote them,
+        #: by (table, key values); see :meth:`changed`.
+        self._rows: dict[tuple[str, tuple[Any, ...]], dict[str, Any]] = {}
+
+    def remember(self, table: Table, key: tuple[Any, ...], values: Mapping[Any, Any]) -> None:
+        """Note a whole row of ``table`` as this transaction read it."""
+        if table.name in _DIFFED:
+            self._rows[table.name, key] = dict(values)
+
+    def changed(
+        self, table: Table, key: tuple[Any, ...], version: int, values: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The columns of ``values`` an update of the row at ``version`` must set: those
+        that differ from the row as this transaction read it at that version, or all of
+        them when it did not. An indexed column set to its own value still rewrites its
+        index entry (on SQLite a page more for the commit to write and sync)."""
+        seen = self._rows.get((table.name, key))
+        if seen is None or seen.get("version") != version:
+            return dict(values)
+        return {k: v for k, v in values.items() if k not in seen or seen[k] != v}
+
+    def _wrote(self, stmt: Executable) -> None:
+        # Any other write to a table whose rows are remembered may have changed them.
+        table = getattr(stmt, "table", None)
+        name = getattr(table, "name", None)
+        if name in _DIFFED and self._rows:
+            for found in [k for k in self._rows if k[0] == name]:
+                del self._rows[found]
 
     def close(self) -> None:
         """Refuse further use: the transaction this connection served has ended."""
@@ -187,6 +219,8 @@ class Db:
         With ``on_unique`` a unique violation raises ``on_unique`` and leaves the
         transaction usable (on PostgreSQL, by running the statement inside a SAVEPOINT)."""
         conn = self._connection()
+        if isinstance(stmt, UpdateBase):
+            self._wrote(stmt)
         try:
             # SQLite backs out only the failing statement and keeps the transaction
             # usable, so the SAVEPOINT (two more statements) is for PostgreSQL alone.
@@ -269,6 +303,7 @@ class Db:
 
         Errors as :meth:`execute`; on SQLite the statement runs on the driver's
         connection when it can (see :mod:`._driver`)."""
+        self._wrote(stmt)
         done = self._on_driver(
             stmt,
             params,
@@ -388,7 +423,10 @@ class Db:
         :class:`StaleWrite` when another writer has moved its version on; a foreign key
         violation raises ``on_foreign_key`` when given.
         """
-        params: dict[str, Any] = {k: v for k, v in values.items() if k not in key}
+        row_key = tuple(key.values())
+        params = self.changed(
+            table, row_key, version, {k: v for k, v in values.items() if k not in key}
+        )
         params["version"] = version + 1
         names = tuple(key)
         stmt = _UPDATE_VERSIONED.get((table.name, names))
@@ -404,6 +442,7 @@ class Db:
             stmt, resource, [params], on_unique=on_unique, on_foreign_key=on_foreign_key
         )
         if changed == 1:
+            self.remember(table, row_key, {**values, "version": version + 1})
             return
         current = self.first(select(table.c.version).where(_key_clause(table, key)), resource)
         ident = "/".join(key.values())
@@ -562,13 +601,18 @@ class SqlAccountRepository:
 
     def get(self, account_id: str) -> Account | None:
         """Return the account or ``None``."""
-        row = self._db.row(self._by_id, "account", id=account_id)
-        return _account(row) if row is not None else None
+        return self._remembered(self._db.row(self._by_id, "account", id=account_id))
 
     def get_by_email(self, email: str) -> Account | None:
         """Return the account with this normalised email or ``None``."""
-        row = self._db.row(self._by_email, "account", email=email)
-        return _account(row) if row is not None else None
+        return self._remembered(self._db.row(self._by_email, "account", email=email))
+
+    def _remembered(self, row: AnyRow | None) -> Account | None:
+        if row is None:
+            return None
+        values = row._mapping
+        self._db.remember(self._t, (values["id"],), values)
+        return _account_from(values)
 
     def add(self, account: Account) -> None:
         """Insert; raises ``Conflict`` (``account.email_taken``, ``account.exists``)."""

@@ -59,6 +59,7 @@ from nulabpass.scim._query import ScimPage, ScimQuery
 from nulabpass.scim._schema import ENTERPRISE_USER
 from nulabpass.stores.sql import schema as s
 from nulabpass.stores.sql._repositories import (
+    _ACCOUNT_NAMES,
     _account,
     _account_at,
     _domain_from,
@@ -521,7 +522,13 @@ class SqlScimRepository:
 
     def update_user(self, row: ScimUserRow, *, emails_changed: bool = True) -> ScimUserRow:
         values = self._values(row)
-        params = {k: v for k, v in values.items() if k not in {"org_id", "account_id"}}
+        key = (row.org_id, row.account_id)
+        params = self._db.changed(
+            u,
+            key,
+            row.version,
+            {k: v for k, v in values.items() if k not in {"org_id", "account_id"}},
+        )
         params.update(
             version=row.version + 1,
             key_org=row.org_id,
@@ -536,6 +543,7 @@ class SqlScimRepository:
             raise StaleWrite(
                 f"The user {row.account_id} was changed by another request; reload it."
             )
+        self._db.remember(u, key, {**values, "version": row.version + 1})
         if emails_changed:
             self._write_emails(row)
         return attrs.evolve(row, version=row.version + 1)
@@ -660,6 +668,8 @@ class SqlScimRepository:
             return []
         first = found[0]
         values = dict(zip(_USER_NAMES, first[_ACCOUNT_WIDTH:_USER_END], strict=True))
+        self._db.remember(a, (account_id,), dict(zip(_ACCOUNT_NAMES, first, strict=False)))
+        self._db.remember(u, (org_id, account_id), values)
         emails = tuple(ScimEmail(*r[_USER_END:]) for r in found if r[_USER_END] is not None)
         row = ScimUserRow(
             org_id=org_id,
