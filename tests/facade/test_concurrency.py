@@ -528,3 +528,82 @@ def test_conversion_racing_a_leave_never_leaves_the_other_organization_without_b
     refused = [o for o in outcomes.values() if isinstance(o, BaseException)]
     assert len(refused) == 1, outcomes
     assert isinstance(refused[0], BreakGlassViolation), refused[0]
+
+
+@pytest.mark.postgres
+def test_two_conversions_of_one_account_never_deadlock(
+    pg_np: NulabPass, mailer: RecordingMailer
+) -> None:
+    """Staged: the first acceptance waits just before it updates the account until the
+    second one is updating it too. Whatever each has written before that point, the two
+    must queue on the account row, never deadlock: one converts, the other is refused
+    as a conflict (not a transient error)."""
+    np = pg_np
+    orgs: list[tuple[Organization, Actor]] = []
+    for name in ("gamma", "delta"):
+        founder = np.accounts.register(f"founder@{name}.test", name.title())
+        admin = Actor.account(founder.id)
+        org = np.orgs.create(admin, name.title())
+        np.plans.start_trial(admin, org.id)
+        mark_saml_configured(np, org.id)
+        mark_domain_verified(np, org.id, "example.com")
+        orgs.append((org, admin))
+    dana = np.accounts.register("dana@example.com", "Dana")
+    for org, admin in orgs:
+        np.conversions.request(admin, org.id, dana.id)
+    np.outbox.dispatch_pending()
+    first_token, second_token = mailer.tokens_for("dana@example.com")
+
+    second_updating = threading.Event()
+    first_paused = threading.Event()
+
+    def hook(
+        _conn: object,
+        _cursor: object,
+        statement: str,
+        _parameters: object,
+        _context: object,
+        _executemany: bool,
+    ) -> None:
+        if not statement.lower().lstrip().startswith("update nulabpass_accounts"):
+            return
+        name = threading.current_thread().name
+        if name == "first" and not first_paused.is_set():
+            first_paused.set()
+            second_updating.wait(timeout=10)
+        elif name == "second":
+            second_updating.set()
+
+    outcomes: dict[str, object] = {}
+
+    def run(name: str, token: str) -> None:
+        if name == "second":
+            first_paused.wait(timeout=10)
+        try:
+            outcomes[name] = np.conversions.accept(token)
+        except BaseException as exc:
+            outcomes[name] = exc
+
+    engine = np.store.bind  # type: ignore[attr-defined]
+    sa.event.listen(engine, "before_cursor_execute", hook)
+    try:
+        threads = [
+            threading.Thread(target=run, args=(name, token), name=name)
+            for name, token in (("first", first_token), ("second", second_token))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+            assert not thread.is_alive(), "a racing call hung"
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", hook)
+    assert first_paused.is_set(), outcomes
+    assert second_updating.is_set(), outcomes
+    accepted = [o for o in outcomes.values() if isinstance(o, Account)]
+    refused = [o for o in outcomes.values() if isinstance(o, BaseException)]
+    assert len(accepted) == 1, outcomes
+    assert len(refused) == 1, outcomes
+    assert isinstance(refused[0], Conflict), refused[0]
+    managed_by = np.accounts.get(dana.id).managed_by
+    assert managed_by in {org.id for org, _ in orgs}

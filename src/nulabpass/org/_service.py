@@ -1150,6 +1150,14 @@ class ConversionsAPI(_Base):
             account = rec.actor_account()
             _check_convertible(rec.uow, org, account)
             self._rt.gate.require(rec.uow, org.id, Capability.MANAGE_ACCOUNTS, rec.now, adding=1)
+            # The account row first: two organizations accepting conversions of one
+            # account at once then queue on it, and the second finds its version moved
+            # on (a stale write). Inserting the membership first would let each take a
+            # key-share lock on the row (its foreign key) before either updates it, a
+            # deadlock on PostgreSQL, since managed_by is part of a referenced key.
+            updated = rec.uow.accounts.update(
+                attrs.evolve(account, managed_by=org.id, updated_at=rec.now)
+            )
             for m in rec.uow.memberships.list_for_account(account.id):
                 if m.org_id == org.id:
                     continue
@@ -1179,9 +1187,6 @@ class ConversionsAPI(_Base):
                 )
             rec.uow.conversions.update(
                 attrs.evolve(req, status=ConversionStatus.ACCEPTED, updated_at=rec.now)
-            )
-            updated = rec.uow.accounts.update(
-                attrs.evolve(account, managed_by=org.id, updated_at=rec.now)
             )
             rec.target_account(updated)
             rec.meta(conversion_id=req.id)
