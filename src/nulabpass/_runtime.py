@@ -32,7 +32,7 @@ import attrs
 
 from nulabpass._context import Actor, ActorType, RequestContext
 from nulabpass._gate import Gate
-from nulabpass._ids import new_id
+from nulabpass._ids import new_ordered_id
 from nulabpass.audit._catalogue import spec
 from nulabpass.audit._chain import commit, event_hash, new_salt
 from nulabpass.audit._model import EventRecord, Outcome, PersonalDatum, Target
@@ -152,7 +152,7 @@ class Recorder:
         payload.update(params)
         self._outbox.append(
             OutboxMessage(
-                id=new_id("obx"),
+                id=new_ordered_id("obx"),
                 kind=OutboxKind.EMAIL,
                 topic=template,
                 scope=self.scope,
@@ -169,7 +169,7 @@ class Recorder:
         body.update(payload)
         self._outbox.append(
             OutboxMessage(
-                id=new_id("obx"),
+                id=new_ordered_id("obx"),
                 kind=OutboxKind.EVENT,
                 topic=topic,
                 scope=self.scope,
@@ -404,7 +404,7 @@ class Runtime:
         *,
         actor_account: Account | None = None,
     ) -> EventRecord:
-        event_id = new_id("evt")
+        event_id = new_ordered_id("evt")
         personal: list[PersonalDatum] = []
         commitments: dict[str, str] = {}
 

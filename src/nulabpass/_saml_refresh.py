@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from nulabpass._context import Actor, RequestContext
-from nulabpass._ids import new_id
+from nulabpass._ids import new_ordered_id
 from nulabpass._runtime import Recorder, Runtime
 from nulabpass._saml_metadata_model import SamlMetadataSource
 from nulabpass._saml_model import SamlConfiguration
@@ -865,7 +865,7 @@ class SamlMetadataService:
             payload.update(params)
             messages.append(
                 OutboxMessage(
-                    id=new_id("obx"),
+                    id=new_ordered_id("obx"),
                     kind=OutboxKind.EMAIL,
                     topic=template,
                     scope=org.id,
