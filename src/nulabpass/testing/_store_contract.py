@@ -571,6 +571,19 @@ class StoreContract:
 
     # -- organizations -------------------------------------------------------------------
 
+    def test_a_snapshot_reads_what_was_committed(self, store: Store) -> None:
+        """A snapshot sees every unit of work committed before it opened, and one
+        opened inside a transaction of the same store sees that transaction's writes."""
+        add_all(store, make_org(), make_account("acc-1"))
+        with store.snapshot() as uow:
+            assert uow.organizations.get("org-a") == make_org()
+            assert uow.accounts.get("acc-1") == make_account("acc-1")
+        with store.transaction() as outer:
+            outer.accounts.add(make_account("acc-2"))
+            with store.snapshot() as inner:
+                assert inner.accounts.get("acc-2") == make_account("acc-2")
+        assert read(store, lambda u: u.accounts.get("acc-2")) == make_account("acc-2")
+
     def test_organization_round_trips(self, store: Store) -> None:
         """Every field of an organization, settings and aware times included, reads back
         equal to what was written."""
