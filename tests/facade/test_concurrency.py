@@ -346,11 +346,13 @@ def test_one_conversion_accepted_twice_at_once_converts_exactly_once(
     assert [e.payload["account_id"] for e in converted] == [dana.id]
 
 
-def test_two_organizations_converting_one_account_at_once_leave_it_managed_by_one(
-    np: NulabPass, mailer: RecordingMailer
-) -> None:
+def _two_organizations_asking_to_convert(
+    np: NulabPass, mailer: RecordingMailer, names: tuple[str, str]
+) -> tuple[list[tuple[Organization, Actor]], Account, list[str]]:
+    """Two organizations (ready to manage accounts) that both asked Dana to convert her
+    account; return them with their admins, Dana, and the two tokens she was mailed."""
     orgs: list[tuple[Organization, Actor]] = []
-    for name in ("alpha", "beta"):
+    for name in names:
         founder = np.accounts.register(f"founder@{name}.test", name.title())
         admin = Actor.account(founder.id)
         org = np.orgs.create(admin, name.title())
@@ -362,7 +364,13 @@ def test_two_organizations_converting_one_account_at_once_leave_it_managed_by_on
     for org, admin in orgs:
         np.conversions.request(admin, org.id, dana.id)
     np.outbox.dispatch_pending()
-    tokens = mailer.tokens_for("dana@example.com")
+    return orgs, dana, mailer.tokens_for("dana@example.com")
+
+
+def test_two_organizations_converting_one_account_at_once_leave_it_managed_by_one(
+    np: NulabPass, mailer: RecordingMailer
+) -> None:
+    orgs, dana, tokens = _two_organizations_asking_to_convert(np, mailer, ("alpha", "beta"))
     assert len(tokens) == 2
 
     outcomes = _race(*(lambda t=t: np.conversions.accept(t) for t in tokens))
@@ -539,20 +547,8 @@ def test_two_conversions_of_one_account_never_deadlock(
     must queue on the account row, never deadlock: one converts, the other is refused
     as a conflict (not a transient error)."""
     np = pg_np
-    orgs: list[tuple[Organization, Actor]] = []
-    for name in ("gamma", "delta"):
-        founder = np.accounts.register(f"founder@{name}.test", name.title())
-        admin = Actor.account(founder.id)
-        org = np.orgs.create(admin, name.title())
-        np.plans.start_trial(admin, org.id)
-        mark_saml_configured(np, org.id)
-        mark_domain_verified(np, org.id, "example.com")
-        orgs.append((org, admin))
-    dana = np.accounts.register("dana@example.com", "Dana")
-    for org, admin in orgs:
-        np.conversions.request(admin, org.id, dana.id)
-    np.outbox.dispatch_pending()
-    first_token, second_token = mailer.tokens_for("dana@example.com")
+    orgs, dana, tokens = _two_organizations_asking_to_convert(np, mailer, ("gamma", "delta"))
+    first_token, second_token = tokens
 
     second_updating = threading.Event()
     first_paused = threading.Event()
