@@ -3,6 +3,7 @@ that join the host's, SQLite settings and the translation of driver errors."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -406,6 +407,60 @@ def test_a_busy_sqlite_database_is_a_transient_error(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------
+
+
+def _page_size(path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return int(conn.execute("PRAGMA page_size").fetchone()[0])
+
+
+def test_new_sqlite_databases_get_small_pages(tmp_path: Path) -> None:
+    """A database the store creates has 2 KiB pages unless told otherwise, and is in
+    write-ahead logging mode with them."""
+    for name, options, expected in (
+        ("default.sqlite3", {}, 2048),
+        ("large.sqlite3", {"sqlite_page_size": 8192}, 8192),
+    ):
+        path = tmp_path / name
+        store = SqlStore.from_url(f"sqlite:///{path}", **options)
+        try:
+            store.upgrade()
+            add_all(store, make_org())
+        finally:
+            store.dispose()
+        assert _page_size(path) == expected
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_an_existing_sqlite_database_keeps_its_page_size(tmp_path: Path) -> None:
+    """Opening a database made with another page size changes nothing in it."""
+    path = tmp_path / "old.sqlite3"
+    old = SqlStore.from_url(f"sqlite:///{path}", sqlite_page_size=4096)
+    try:
+        old.upgrade()
+        add_all(old, make_org())
+    finally:
+        old.dispose()
+    store = SqlStore.from_url(f"sqlite:///{path}")
+    try:
+        store.upgrade()
+        assert read(store, lambda u: u.organizations.get("org-a")) == make_org()
+    finally:
+        store.dispose()
+    assert _page_size(path) == 4096
+
+
+@pytest.mark.parametrize("size", [0, 256, 1000, 131072])
+def test_an_invalid_sqlite_page_size_is_refused(size: int) -> None:
+    """Only the page sizes SQLite accepts are; anything else would be silently ignored
+    by SQLite, so it is refused before a connection is made."""
+    with pytest.raises(ConfigurationError) as info:
+        SqlStore.from_url("sqlite://", sqlite_page_size=size)
+    assert info.value.code == "store.invalid_option"
+    assert str(size) in info.value.message
+
+
 # Driver errors and messages
 
 
