@@ -3,17 +3,18 @@ values, errors and observability SQLAlchemy's own path gives them."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import attrs
 import pytest
 import sqlalchemy as sa
 
-from nulabpass.errors import Conflict, NulabPassError
+from nulabpass.errors import Conflict, InvalidInput, NulabPassError
 from nulabpass.org._model import DomainStatus, OrgSettings, Role
 from nulabpass.stores.sql import SqlStore, schema
 from nulabpass.stores.sql import _driver as driver
@@ -221,3 +222,98 @@ def test_processors_run_for_none_as_sqlalchemy_runs_them(sqlite_store: SqlStore)
     with engine.connect() as conn:
         stored = conn.exec_driver_sql("SELECT id, doc FROM driver_path_docs ORDER BY id").all()
     assert [tuple(r) for r in stored] == [("fast", "null"), ("slow", "null")]
+
+
+_INSTANTS = [
+    datetime(2026, 1, 5, 9, 0, tzinfo=UTC),
+    datetime(2026, 1, 5, 9, 0, 0, 1, tzinfo=UTC),
+    datetime(1, 1, 1, tzinfo=UTC),
+    datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(2026, 3, 1, 8, 30, tzinfo=timezone(timedelta(hours=9))),
+    datetime(2026, 3, 1, 8, 30, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
+]
+
+
+def test_timestamps_are_stored_and_read_as_sqlalchemy_does(sqlite_store: SqlStore) -> None:
+    """The driver path's one-step timestamp conversions store the very text
+    SQLAlchemy's chain stores (fixed width, UTC), read back equal aware UTC values, and
+    leave every other value to the chain: None, other zones, and the refusal of naive
+    values with its code."""
+    meta = sa.MetaData()
+    times = sa.Table(
+        "driver_path_times",
+        meta,
+        sa.Column("id", sa.String, primary_key=True),
+        sa.Column("at", schema.UtcDateTime(), nullable=True),
+    )
+    engine = _engine(sqlite_store)
+    meta.create_all(engine)
+    insert = sa.insert(times)
+    by_id = sa.select(times.c.at).where(times.c.id == sa.bindparam("id"))
+    values: list[datetime | None] = [*_INSTANTS, None]
+
+    def write_and_read(prefix: str) -> list[Any]:
+        with sqlite_store.transaction() as uow:
+            uow.accounts._db.write(
+                insert, "time", [{"id": f"{prefix}{i}", "at": v} for i, v in enumerate(values)]
+            )
+        with sqlite_store.transaction() as uow:
+            return [
+                uow.accounts._db.fetch(by_id, "time", id=f"{prefix}{i}")[0][0]
+                for i in range(len(values))
+            ]
+
+    fast = write_and_read("fast")
+    with _statements(engine) as seen:
+        slow = write_and_read("slow")
+    assert seen, "the second run must have gone through SQLAlchemy"
+    assert fast == slow == [None if v is None else v.astimezone(UTC) for v in values]
+    assert all(v is None or v.tzinfo is UTC for v in fast)
+    with engine.connect() as conn:
+        stored = dict(conn.exec_driver_sql("SELECT id, at FROM driver_path_times").all())
+    for i in range(len(values)):
+        assert stored[f"fast{i}"] == stored[f"slow{i}"]
+    assert stored["fast0"] == "2026-01-05 09:00:00.000000"
+    assert stored["fast2"] == "0001-01-01 00:00:00.000000"
+    assert stored["fast5"] == "2026-02-28 23:30:00.000000"
+    for path in ("fast", "slow"):
+        context = _statements(engine) if path == "slow" else contextlib.nullcontext()
+        with context, pytest.raises(InvalidInput) as info, sqlite_store.transaction() as uow:
+            uow.accounts._db.write(insert, "time", [{"id": "naive", "at": datetime(2026, 1, 1)}])
+        assert info.value.code == "store.naive_datetime"
+
+
+def test_timestamps_stored_by_others_are_read_as_sqlalchemy_reads_them(
+    sqlite_store: SqlStore,
+) -> None:
+    """Text the fast reading does not take (no microseconds, a date alone, an offset)
+    is read by SQLAlchemy's chain, as on its own path."""
+    meta = sa.MetaData()
+    times = sa.Table(
+        "driver_path_foreign_times",
+        meta,
+        sa.Column("id", sa.String, primary_key=True),
+        sa.Column("at", schema.UtcDateTime(), nullable=True),
+    )
+    engine = _engine(sqlite_store)
+    meta.create_all(engine)
+    texts = ["2026-01-05 09:00:00", "2026-01-05", "2026-01-05 09:00:00.5"]
+    with engine.begin() as conn:
+        for i, text in enumerate(texts):
+            conn.exec_driver_sql(
+                "INSERT INTO driver_path_foreign_times VALUES (?, ?)", (str(i), text)
+            )
+    by_id = sa.select(times.c.at).where(times.c.id == sa.bindparam("id"))
+
+    def read_all() -> list[Any]:
+        with sqlite_store.transaction() as uow:
+            return [
+                uow.accounts._db.fetch(by_id, "time", id=str(i))[0][0] for i in range(len(texts))
+            ]
+
+    fast = read_all()
+    with _statements(engine):
+        slow = read_all()
+    assert fast == slow
+    assert fast[0] == datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

@@ -305,9 +305,12 @@ def _apply_filtered(
     container[key] = items
 
 
-def apply_patch(doc: Json, ops: list[PatchOperation], resource: ResourceSchema) -> Json:
-    """Apply ``ops`` to a copy of ``doc`` and return it."""
-    out = copy.deepcopy(doc)
+def apply_patch(
+    doc: Json, ops: list[PatchOperation], resource: ResourceSchema, *, in_place: bool = False
+) -> Json:
+    """Apply ``ops`` to a copy of ``doc`` and return it; with ``in_place``, to ``doc``
+    itself (a document made for the purpose, which no one else holds)."""
+    out = doc if in_place else copy.deepcopy(doc)
     for operation in ops:
         if operation.path is not None:
             _apply_path(out, operation.op, operation.path, operation.value, resource, True)

@@ -1244,7 +1244,8 @@ class ScimAPI:
             return self._patch_group(auth, ident, req, base, ops)
 
         def make(current: Callable[[], Json]) -> UserInput:
-            return parse_user(apply_patch(current(), ops, USER_RESOURCE))
+            # The stored user is rendered afresh for each application.
+            return parse_user(apply_patch(current(), ops, USER_RESOURCE, in_place=True))
 
         return self._update_user(auth, ident, req, base, make, _active_hint(ops))
 

@@ -211,3 +211,18 @@ def test_a_member_filter_that_does_not_select_by_id_is_invalid_path() -> None:
     with pytest.raises(ScimError) as info:
         plan({"op": "remove", "path": 'members[display eq "x"]'})
     assert info.value.scim_type == "invalidPath"
+
+
+def test_the_document_is_copied_unless_patched_in_place() -> None:
+    """By default the input is left as it was; ``in_place`` patches the document it is
+    given (the service's freshly rendered user) and returns it."""
+    given = {"op": "replace", "path": "name.givenName", "value": "B"}
+    ops = parse_patch({"schemas": [OP], "Operations": [given]})
+    original = user()
+    out = apply_patch(original, ops, USER_RESOURCE)
+    assert original == user()
+    assert out["name"]["givenName"] == "B"
+    assert out["name"] is not original["name"]
+    same = apply_patch(original, ops, USER_RESOURCE, in_place=True)
+    assert same is original
+    assert original["name"]["givenName"] == "B"
