@@ -126,93 +126,118 @@ def timed(fn: Callable[[], tuple[int, Any]], expect: int) -> float:
     return elapsed
 
 
-def workload(call: Wsgi, users: int, rng: random.Random) -> dict[str, float]:
-    """Run the workload; return the median seconds of each operation."""
-    med: dict[str, float] = {}
-    ids: list[str] = []
-    posts: list[float] = []
-    for i in range(users):
-        body = user_body(i)
+def workload(
+    calls: dict[str, Wsgi], users: int, rng: random.Random
+) -> dict[str, dict[str, float]]:
+    """Run the workload on every server in ``calls``, interleaved: each request goes to
+    every server in turn (the order alternating from one request to the next), so that
+    a slower moment of a shared machine weighs on every side alike. Return the median
+    seconds of each operation, by server."""
+    names = list(calls)
+    times: dict[str, dict[str, list[float]]] = {n: {} for n in names}
+
+    def each(op: str, n: int, request: Callable[[str, int], float]) -> None:
+        for k in range(n):
+            order = names if k % 2 == 0 else names[::-1]
+            for name in order:
+                times[name].setdefault(op, []).append(request(name, k))
+
+    ids: dict[str, list[str]] = {n: [] for n in names}
+
+    def post(name: str, i: int) -> float:
         start = time.perf_counter()
-        status, doc = call("POST", "/Users", body)
-        posts.append(time.perf_counter() - start)
+        status, doc = calls[name]("POST", "/Users", user_body(i))
+        elapsed = time.perf_counter() - start
         if status != 201:
-            raise SystemExit(f"POST failed with {status}: {doc}")
-        ids.append(doc["id"])
-    med["post"] = statistics.median(posts)
+            raise SystemExit(f"{name}: POST failed with {status}: {doc}")
+        ids[name].append(doc["id"])
+        return elapsed
+
+    each("post", users, post)
     sample = [rng.randrange(users) for _ in range(200)]
-    med["get"] = statistics.median(
-        timed(lambda i=i: call("GET", f"/Users/{ids[i]}"), 200) for i in sample
+    each(
+        "get",
+        len(sample),
+        lambda n, k: timed(lambda: calls[n]("GET", f"/Users/{ids[n][sample[k]]}"), 200),
     )
-    med["username_eq"] = statistics.median(
-        timed(
-            lambda i=i: call(
-                "GET", "/Users", query=q(f'filter=userName eq "user{i:06d}@example.com"')
+    each(
+        "username_eq",
+        len(sample),
+        lambda n, k: timed(
+            lambda: calls[n](
+                "GET", "/Users", query=q(f'filter=userName eq "user{sample[k]:06d}@example.com"')
             ),
             200,
-        )
-        for i in sample
+        ),
     )
-    med["complex_filter"] = statistics.median(
-        timed(lambda: call("GET", "/Users", query=q(f"filter={COMPLEX}&count=100")), 200)
-        for _ in range(15)
+    each(
+        "complex_filter",
+        15,
+        lambda n, _k: timed(
+            lambda: calls[n]("GET", "/Users", query=q(f"filter={COMPLEX}&count=100")), 200
+        ),
     )
     start_index = users // 2
-    med["sorted_page"] = statistics.median(
-        timed(
-            lambda: call(
+    each(
+        "sorted_page",
+        15,
+        lambda n, _k: timed(
+            lambda: calls[n](
                 "GET", "/Users", query=f"sortBy=userName&startIndex={start_index}&count=100"
             ),
             200,
-        )
-        for _ in range(15)
+        ),
     )
-    patch_ids = [ids[rng.randrange(users)] for _ in range(100)]
-    med["patch_active"] = statistics.median(
-        timed(
-            lambda n=n, uid=uid: call(
+    patch_picks = [rng.randrange(users) for _ in range(100)]
+    each(
+        "patch_active",
+        len(patch_picks),
+        lambda n, k: timed(
+            lambda: calls[n](
                 "PATCH",
-                f"/Users/{uid}",
+                f"/Users/{ids[n][patch_picks[k]]}",
                 {
                     "schemas": [PATCH],
-                    "Operations": [{"op": "replace", "path": "active", "value": n % 2 == 1}],
+                    "Operations": [{"op": "replace", "path": "active", "value": k % 2 == 1}],
                 },
             ),
             200,
-        )
-        for n, uid in enumerate(patch_ids)
+        ),
     )
-    put_sample = [rng.randrange(users) for _ in range(100)]
-    med["put"] = statistics.median(
-        timed(
-            lambda i=i: call("PUT", f"/Users/{ids[i]}", {**user_body(i), "title": "Changed"}), 200
-        )
-        for i in put_sample
+    put_picks = [rng.randrange(users) for _ in range(100)]
+    each(
+        "put",
+        len(put_picks),
+        lambda n, k: timed(
+            lambda: calls[n](
+                "PUT",
+                f"/Users/{ids[n][put_picks[k]]}",
+                {**user_body(put_picks[k]), "title": "Changed"},
+            ),
+            200,
+        ),
     )
-    members = [{"value": uid} for uid in ids[:1000]]
-    status, group = call(
-        "POST", "/Groups", {"schemas": [GROUP], "displayName": "Big", "members": members}
-    )
-    if status != 201:
-        raise SystemExit(f"group create failed: {status} {group}")
-    gid = group["id"]
-    extra = ids[1000:1020]
-    adds = []
-    for uid in extra:
-        start = time.perf_counter()
-        status, body = call(
-            "PATCH",
-            f"/Groups/{gid}",
-            {
-                "schemas": [PATCH],
-                "Operations": [{"op": "add", "path": "members", "value": [{"value": uid}]}],
-            },
+    groups: dict[str, str] = {}
+    for name in names:
+        members = [{"value": uid} for uid in ids[name][:1000]]
+        status, group = calls[name](
+            "POST", "/Groups", {"schemas": [GROUP], "displayName": "Big", "members": members}
         )
-        adds.append(time.perf_counter() - start)
-        if status not in (200, 204):
-            raise SystemExit(f"group add failed: {status} {body}")
-    med["group_add"] = statistics.median(adds)
-    return med
+        if status != 201:
+            raise SystemExit(f"{name}: group create failed: {status} {group}")
+        groups[name] = group["id"]
+
+    def group_add(name: str, k: int) -> float:
+        body = {
+            "schemas": [PATCH],
+            "Operations": [
+                {"op": "add", "path": "members", "value": [{"value": ids[name][1000 + k]}]}
+            ],
+        }
+        return timed(lambda: calls[name]("PATCH", f"/Groups/{groups[name]}", body), 200)
+
+    each("group_add", 20, group_add)
+    return {n: {op: statistics.median(v) for op, v in times[n].items()} for n in names}
 
 
 def app(store_kind: str) -> tuple[Any, Any, Wsgi]:
@@ -242,18 +267,13 @@ def app(store_kind: str) -> tuple[Any, Any, Wsgi]:
     return np, org, Wsgi(scim_wsgi_app(np, "/scim/v2"), "/scim/v2", token)
 
 
-def ours(store_kind: str, users: int, rng: random.Random) -> tuple[dict[str, float], Any, Any]:
-    np, org, call = app(store_kind)
-    return workload(call, users, rng), np, (np.store, org, call)
-
-
-def anchor(users: int, rng: random.Random) -> dict[str, float]:
+def anchor_app() -> Wsgi:
+    """scim2-server on its in-memory storage."""
     from scim2_server.applications.wsgi import WSGIApplication
     from scim2_server.memory import InMemoryStorage
     from scim2_server.utils import load_default_provider
 
-    app = WSGIApplication(InMemoryStorage(), load_default_provider())
-    return workload(Wsgi(app, "/v2", None), users, rng)
+    return Wsgi(WSGIApplication(InMemoryStorage(), load_default_provider()), "/v2", None)
 
 
 def seed_pg(np: Any, org_id: str, first: int, stop: int) -> None:
@@ -429,15 +449,19 @@ def main() -> None:
         np, org, call = app("postgres")
         scaling(np, org.id, call, args.users, args.scale_users, seeded=True)
         return
-    theirs = anchor(args.users, random.Random(1))
-    mine, _np, _ctx = ours("sqlite", args.users, random.Random(1))
+    _np, _org, sqlite_call = app("sqlite")
+    both = workload(
+        {"scim2-server": anchor_app(), "sqlite": sqlite_call}, args.users, random.Random(1)
+    )
+    theirs, mine = both["scim2-server"], both["sqlite"]
     print(f"{'operation':<16}{'scim2-server ms':>18}{'nulabpass sqlite ms':>22}")
     for op in theirs:
         print(f"{op:<16}{theirs[op] * 1000:>18.3f}{mine[op] * 1000:>22.3f}")
     for op in theirs:
         print(f"ratio scim.{op}.vs_scim2_server: {theirs[op] / mine[op]:.3g}")
     if os.environ.get("NULABPASS_TEST_POSTGRES_URL"):
-        pg, np, (_store, org, call) = ours("postgres", args.users, random.Random(1))
+        np, org, call = app("postgres")
+        pg = workload({"postgres": call}, args.users, random.Random(1))["postgres"]
         print(f"{'operation':<16}{'nulabpass postgres ms':>24}")
         for op, value in pg.items():
             print(f"{op:<16}{value * 1000:>24.3f}")
