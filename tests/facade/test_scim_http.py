@@ -259,6 +259,48 @@ def test_deactivation_ends_access_at_once_and_tells_the_host(world: World, scim:
     assert "scim.user_reactivated" in world.events()
 
 
+@pytest.mark.parametrize(
+    "operation",
+    [
+        {"op": "replace", "path": "active", "value": False},
+        {"op": "Replace", "value": {"active": "False"}},
+        {"op": "add", "path": "Active", "value": False},
+    ],
+)
+def test_setting_active_alone_changes_nothing_else(
+    scim: ScimHttp, operation: dict[str, object]
+) -> None:
+    """Deactivating through any plain form (taken without rendering and validating the
+    stored user again) leaves every other attribute exactly as stored, and reactivating
+    restores the very document, on every store."""
+    created = scim.create_user(
+        "sven",
+        title="Eng",
+        displayName="Sven S",
+        phoneNumbers=[{"value": "+81 3 0000 0000", "type": "work", "primary": True}],
+        addresses=[{"locality": "Fukuoka", "country": "JP", "type": "work"}],
+        x509Certificates=[{"value": "MIIB"}],
+        **{ENTERPRISE: {"department": "R&D", "manager": "acc_boss"}},
+        schemas=[USER, ENTERPRISE],
+    ).json
+    path = f"/Users/{created['id']}"
+    before = scim.get(path).json
+    off = scim.patch(path, operation)
+    assert off.status == 200
+    assert off.json["active"] is False
+    after = scim.get(path).json
+    assert after["active"] is False
+
+    def without_volatile(doc: dict[str, object]) -> dict[str, object]:
+        return {k: v for k, v in doc.items() if k not in {"active", "meta"}}
+
+    assert without_volatile(after) == without_volatile(before)
+    assert after["meta"]["version"] != before["meta"]["version"]
+    on = scim.patch(path, {"op": "replace", "path": "active", "value": True}).json
+    assert without_volatile(on) == without_volatile(before)
+    assert on["active"] is True
+
+
 def test_delete_leaves_a_tombstone_and_the_user_name_can_return(
     world: World, scim: ScimHttp
 ) -> None:

@@ -43,10 +43,17 @@ from nulabpass.scim._filter import (
     ValuePath,
     parse_path,
 )
-from nulabpass.scim._mapping import member_ids
+from nulabpass.scim._mapping import coerce_bool, member_ids
 from nulabpass.scim._schema import GROUP_RESOURCE, PATCH_OP, Attribute, ResourceSchema
 
-__all__ = ["GroupPlan", "PatchOperation", "apply_patch", "parse_patch", "plan_group_patch"]
+__all__ = [
+    "GroupPlan",
+    "PatchOperation",
+    "apply_patch",
+    "only_active",
+    "parse_patch",
+    "plan_group_patch",
+]
 
 #: At most this many operations in one PATCH request.
 MAX_OPERATIONS = 1000
@@ -319,6 +326,49 @@ def apply_patch(
             raise invalid_value(f"A path-less {operation.op} needs an object value.")
         _apply_pathless(out, operation.op, operation.value, resource)
     return out
+
+
+def only_active(ops: list[PatchOperation]) -> bool | None:
+    """The ``active`` value of a PATCH that does nothing but set it, or ``None``.
+
+    Such a PATCH (how identity providers deactivate and reactivate) changes a stored
+    User only in ``active``: rendering a stored User and validating it again gives back
+    the same profile (a property test holds every attribute to it), and ``active`` is
+    read on its own. So the result is the stored profile with that value, and the
+    service skips the render, the patch and the validation. Only plain forms qualify:
+    ``add`` or ``replace`` at path ``active``, or a path-less value holding ``active``
+    alone, with a value ``coerce_bool`` takes; anything else gets ``None`` and the
+    general path (with its errors).
+    """
+    found: bool | None = None
+    for operation in ops:
+        if operation.op not in ("add", "replace"):
+            return None
+        path = operation.path
+        value: Any
+        if path is None:
+            if not isinstance(operation.value, dict) or len(operation.value) != 1:
+                return None
+            ((key, value),) = operation.value.items()
+            if not isinstance(key, str) or key.lower() != "active":
+                return None
+        elif (
+            path.filter is None
+            and path.sub is None
+            and path.path.urn is None
+            and path.path.sub is None
+            and path.path.attr.lower() == "active"
+        ):
+            value = operation.value
+        else:
+            return None
+        if not isinstance(value, (bool, str)):
+            return None
+        try:
+            found = coerce_bool(value, "active")
+        except ScimError:
+            return None
+    return found
 
 
 def _apply_pathless(

@@ -85,8 +85,20 @@ from nulabpass.scim._mapping import (
     render_group,
     render_user,
 )
-from nulabpass.scim._model import ScimGroupRow, ScimToken, ScimTombstone, ScimUserRow
-from nulabpass.scim._patch import PatchOperation, apply_patch, parse_patch, plan_group_patch
+from nulabpass.scim._model import (
+    ScimGroupRow,
+    ScimProfile,
+    ScimToken,
+    ScimTombstone,
+    ScimUserRow,
+)
+from nulabpass.scim._patch import (
+    PatchOperation,
+    apply_patch,
+    only_active,
+    parse_patch,
+    plan_group_patch,
+)
 from nulabpass.scim._query import ScimQuery, group_etag, user_etag, user_view
 from nulabpass.scim._schema import (
     GROUP_RESOURCE,
@@ -1185,11 +1197,11 @@ class ScimAPI:
         ident: str,
         req: ScimRequest,
         base: str,
-        make: Callable[[Callable[[], Json]], UserInput],
+        make: Callable[[ScimProfile, Callable[[], Json]], UserInput],
         active_hint: bool | None,
     ) -> ScimResponse:
         """Replace or patch a User in one transaction; ``make`` gets the stored user's
-        document as a function (a PUT never renders it).
+        profile and its document as a function (a PUT never renders it).
 
         The audit action depends on the stored status (deactivated, reactivated or
         updated), known only inside the transaction: it is guessed from the request and,
@@ -1203,7 +1215,9 @@ class ScimAPI:
                 raise _not_found(USER_RESOURCE, ident)
             account, row = loaded[0]
             self._check_if_match(req, user_etag(account, row))
-            inp = make(lambda: render_user(user_view(account, row), row.profile, base))
+            inp = make(
+                row.profile, lambda: render_user(user_view(account, row), row.profile, base)
+            )
             wanted = self._user_action(account, inp.active)
             if wanted != action:
                 raise _OtherAction(wanted)
@@ -1234,7 +1248,7 @@ class ScimAPI:
         if resource is GROUP_RESOURCE:
             return self._replace_group(auth, ident, req, base)
         inp = parse_user(self._body(req))
-        return self._update_user(auth, ident, req, base, lambda _current: inp, inp.active)
+        return self._update_user(auth, ident, req, base, lambda _stored, _doc: inp, inp.active)
 
     def _patch(
         self, auth: _Auth, resource: ResourceSchema, ident: str, req: ScimRequest, base: str
@@ -1243,7 +1257,11 @@ class ScimAPI:
         if resource is GROUP_RESOURCE:
             return self._patch_group(auth, ident, req, base, ops)
 
-        def make(current: Callable[[], Json]) -> UserInput:
+        active = only_active(ops)
+
+        def make(stored: ScimProfile, current: Callable[[], Json]) -> UserInput:
+            if active is not None:
+                return UserInput(attrs.evolve(stored, active=active))
             # The stored user is rendered afresh for each application.
             return parse_user(apply_patch(current(), ops, USER_RESOURCE, in_place=True))
 
