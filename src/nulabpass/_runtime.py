@@ -143,25 +143,7 @@ class Recorder:
         **params: JsonScalar,
     ) -> None:
         """Queue an email to ``to``, rendered in their language and time zone at dispatch."""
-        payload: dict[str, JsonScalar] = {
-            "to": to.email,
-            "language": to.language,
-            "timezone": to.timezone,
-            "display_name": to.display_name,
-        }
-        payload.update(params)
-        self._outbox.append(
-            OutboxMessage(
-                id=new_ordered_id("obx"),
-                kind=OutboxKind.EMAIL,
-                topic=template,
-                scope=self.scope,
-                payload=payload,
-                idempotency_key=f"email:{template}:{key}",
-                created_at=self.now,
-                next_attempt_at=self.now,
-            )
-        )
+        self._outbox.append(email_message(template, to, key, self.scope, self.now, **params))
 
     def emit(self, topic: str, key: str, **payload: JsonScalar) -> None:
         """Queue a domain event for the host's listeners (``account.deactivated``...)."""
@@ -216,6 +198,30 @@ class Recorder:
 
     def _drafts(self) -> tuple[list[_TargetDraft], dict[str, JsonScalar], list[_SideEvent]]:
         return self._targets, self._metadata, self._side
+
+
+def email_message(
+    template: str, to: Account, key: str, scope: str, now: datetime, **params: JsonScalar
+) -> OutboxMessage:
+    """The outbox message of an email to ``to`` (see :meth:`Recorder.email`), for writers
+    outside a recorded action too; ``key`` makes its idempotency key."""
+    payload: dict[str, JsonScalar] = {
+        "to": to.email,
+        "language": to.language,
+        "timezone": to.timezone,
+        "display_name": to.display_name,
+    }
+    payload.update(params)
+    return OutboxMessage(
+        id=new_ordered_id("obx"),
+        kind=OutboxKind.EMAIL,
+        topic=template,
+        scope=scope,
+        payload=payload,
+        idempotency_key=f"email:{template}:{key}",
+        created_at=now,
+        next_attempt_at=now,
+    )
 
 
 def _target_draft(type_: str, id_: str, personal: Mapping[str, str | None]) -> _TargetDraft:

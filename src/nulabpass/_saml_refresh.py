@@ -36,12 +36,12 @@ import hashlib
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
+from typing import Any
 
 import attrs
 
 from nulabpass._context import Actor, RequestContext
-from nulabpass._ids import new_ordered_id
-from nulabpass._runtime import Recorder, Runtime
+from nulabpass._runtime import Recorder, Runtime, email_message
 from nulabpass._saml_metadata_model import SamlMetadataSource
 from nulabpass._saml_model import SamlConfiguration
 from nulabpass.audit._model import Outcome
@@ -49,7 +49,7 @@ from nulabpass.domains._errors import RateLimited
 from nulabpass.errors import Conflict, InvalidInput, NotFound, NulabPassError
 from nulabpass.org._model import Account, AccountStatus, Organization, Role
 from nulabpass.org._permissions import Permission
-from nulabpass.outbox._model import JsonScalar, OutboxKind, OutboxMessage
+from nulabpass.outbox._model import JsonScalar, OutboxMessage
 from nulabpass.plans import Capability
 from nulabpass.ports import MetadataFetcher, RateLimiter, UnitOfWork
 from nulabpass.saml import IdpConfig, SamlValidationError, parse_idp_metadata
@@ -238,6 +238,18 @@ def _applied(config: SamlConfiguration, idp: IdpConfig, now: datetime) -> SamlCo
         want_authn_requests_signed=idp.want_authn_requests_signed,
         updated_at=now,
         version=config.version + 1,
+    )
+
+
+def _settled(source: SamlMetadataSource, **changes: Any) -> SamlMetadataSource:
+    """``source`` with ``changes`` and no pending document (applied or rejected)."""
+    return attrs.evolve(
+        source,
+        pending_document=None,
+        pending_sha256=None,
+        pending_fetched_at=None,
+        pending_reason=None,
+        **changes,
     )
 
 
@@ -609,16 +621,7 @@ class SamlMetadataService:
             )
             if again.outcome is RefreshOutcome.UPDATED:
                 rec.uow.saml.put_config(_applied(fresh_config, again.idp, rec.now))
-                rec.uow.saml_metadata.update(
-                    attrs.evolve(
-                        base,
-                        document_sha256=again.sha256,
-                        pending_document=None,
-                        pending_sha256=None,
-                        pending_fetched_at=None,
-                        pending_reason=None,
-                    )
-                )
+                rec.uow.saml_metadata.update(_settled(base, document_sha256=again.sha256))
                 rec.meta(signed=again.signed, via="refresh")
                 self._email(
                     rec, org, "saml_metadata_updated", again.sha256, metadata_url=source.url
@@ -754,15 +757,7 @@ class SamlMetadataService:
             applied = _applied(config, idp, rec.now)
             rec.uow.saml.put_config(applied)
             rec.uow.saml_metadata.update(
-                attrs.evolve(
-                    source,
-                    document_sha256=sha256,
-                    pending_document=None,
-                    pending_sha256=None,
-                    pending_fetched_at=None,
-                    pending_reason=None,
-                    updated_at=rec.now,
-                )
+                _settled(source, document_sha256=sha256, updated_at=rec.now)
             )
             rec.target("organization", org_id)
             rec.meta(
@@ -793,15 +788,7 @@ class SamlMetadataService:
             rec.require(Permission.CONFIGURE_SSO)
             source, _ = self._pending(rec.uow, org_id, sha256)
             rec.uow.saml_metadata.update(
-                attrs.evolve(
-                    source,
-                    rejected_sha256=sha256,
-                    pending_document=None,
-                    pending_sha256=None,
-                    pending_fetched_at=None,
-                    pending_reason=None,
-                    updated_at=rec.now,
-                )
+                _settled(source, rejected_sha256=sha256, updated_at=rec.now)
             )
             rec.target("organization", org_id)
             rec.meta(sha256=sha256)
@@ -853,26 +840,9 @@ class SamlMetadataService:
         now: datetime,
         **params: JsonScalar,
     ) -> list[OutboxMessage]:
-        messages = []
-        for account in _admins(uow, org.id):
-            payload: dict[str, JsonScalar] = {
-                "to": account.email,
-                "language": account.language,
-                "timezone": account.timezone,
-                "display_name": account.display_name,
-                "org_name": org.name,
-            }
-            payload.update(params)
-            messages.append(
-                OutboxMessage(
-                    id=new_ordered_id("obx"),
-                    kind=OutboxKind.EMAIL,
-                    topic=template,
-                    scope=org.id,
-                    payload=payload,
-                    idempotency_key=f"email:{template}:{key}:{account.id}",
-                    created_at=now,
-                    next_attempt_at=now,
-                )
+        return [
+            email_message(
+                template, account, f"{key}:{account.id}", org.id, now, org_name=org.name, **params
             )
-        return messages
+            for account in _admins(uow, org.id)
+        ]
