@@ -235,22 +235,27 @@ _INSTANTS = [
 ]
 
 
+def _times_table(store: SqlStore, name: str) -> tuple[sa.Engine, sa.Table, sa.Select[Any]]:
+    """A table ``name`` of ids and timestamps in ``store``'s database, and the query of
+    one timestamp by id."""
+    times = sa.Table(
+        name,
+        sa.MetaData(),
+        sa.Column("id", sa.String, primary_key=True),
+        sa.Column("at", schema.UtcDateTime(), nullable=True),
+    )
+    engine = _engine(store)
+    times.create(engine)
+    return engine, times, sa.select(times.c.at).where(times.c.id == sa.bindparam("id"))
+
+
 def test_timestamps_are_stored_and_read_as_sqlalchemy_does(sqlite_store: SqlStore) -> None:
     """The driver path's one-step timestamp conversions store the very text
     SQLAlchemy's chain stores (fixed width, UTC), read back equal aware UTC values, and
     leave every other value to the chain: None, other zones, and the refusal of naive
     values with its code."""
-    meta = sa.MetaData()
-    times = sa.Table(
-        "driver_path_times",
-        meta,
-        sa.Column("id", sa.String, primary_key=True),
-        sa.Column("at", schema.UtcDateTime(), nullable=True),
-    )
-    engine = _engine(sqlite_store)
-    meta.create_all(engine)
+    engine, times, by_id = _times_table(sqlite_store, "driver_path_times")
     insert = sa.insert(times)
-    by_id = sa.select(times.c.at).where(times.c.id == sa.bindparam("id"))
     values: list[datetime | None] = [*_INSTANTS, None]
 
     def write_and_read(prefix: str) -> list[Any]:
@@ -289,22 +294,18 @@ def test_timestamps_stored_by_others_are_read_as_sqlalchemy_reads_them(
 ) -> None:
     """Text the fast reading does not take (no microseconds, a date alone, an offset)
     is read by SQLAlchemy's chain, as on its own path."""
-    meta = sa.MetaData()
-    times = sa.Table(
-        "driver_path_foreign_times",
-        meta,
-        sa.Column("id", sa.String, primary_key=True),
-        sa.Column("at", schema.UtcDateTime(), nullable=True),
-    )
-    engine = _engine(sqlite_store)
-    meta.create_all(engine)
-    texts = ["2026-01-05 09:00:00", "2026-01-05", "2026-01-05 09:00:00.5"]
+    engine, _times, by_id = _times_table(sqlite_store, "driver_path_foreign_times")
+    texts = [
+        "2026-01-05 09:00:00",
+        "2026-01-05",
+        "2026-01-05 09:00:00.5",
+        "2026-01-05 18:00:00+09:00",
+    ]
     with engine.begin() as conn:
         for i, text in enumerate(texts):
             conn.exec_driver_sql(
                 "INSERT INTO driver_path_foreign_times VALUES (?, ?)", (str(i), text)
             )
-    by_id = sa.select(times.c.at).where(times.c.id == sa.bindparam("id"))
 
     def read_all() -> list[Any]:
         with sqlite_store.transaction() as uow:
@@ -317,3 +318,4 @@ def test_timestamps_stored_by_others_are_read_as_sqlalchemy_reads_them(
         slow = read_all()
     assert fast == slow
     assert fast[0] == datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    assert fast[3] == datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

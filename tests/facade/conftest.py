@@ -17,6 +17,7 @@ from nulabpass.stores.memory import MemoryStore
 from nulabpass.testing import (
     FakeBillingProvider,
     FrozenClock,
+    MemoryKeyProvider,
     RecordingMailer,
     make_nulabpass,
     mark_domain_verified,
@@ -108,10 +109,20 @@ def billing() -> FakeBillingProvider:
 
 
 @pytest.fixture
+def keys() -> MemoryKeyProvider:
+    """The key provider of ``np`` (empty: audit and SAML keys are added by the tests)."""
+    return MemoryKeyProvider()
+
+
+@pytest.fixture
 def np(
-    store: Store, clock: FrozenClock, mailer: RecordingMailer, billing: FakeBillingProvider
+    store: Store,
+    clock: FrozenClock,
+    mailer: RecordingMailer,
+    billing: FakeBillingProvider,
+    keys: MemoryKeyProvider,
 ) -> NulabPass:
-    return make_nulabpass(store, clock=clock, mailer=mailer, billing=billing)
+    return make_nulabpass(store, clock=clock, mailer=mailer, billing=billing, keys=keys)
 
 
 class World:

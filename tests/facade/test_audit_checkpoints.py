@@ -20,35 +20,14 @@ from nulabpass.audit.verifier import (
     verify_consistency_proof,
     verify_inclusion_proof,
 )
-from nulabpass.ports import Store
 from nulabpass.stores.memory import MemoryStore
 from nulabpass.testing import (
-    FakeBillingProvider,
-    FrozenClock,
     MemoryKeyProvider,
-    RecordingMailer,
-    make_nulabpass,
 )
 
 from .conftest import World
 
 Edit = Callable[[list[EventRecord]], list[EventRecord]]
-
-
-@pytest.fixture
-def keys() -> MemoryKeyProvider:
-    return MemoryKeyProvider()
-
-
-@pytest.fixture
-def np(
-    store: Store,
-    clock: FrozenClock,
-    mailer: RecordingMailer,
-    billing: FakeBillingProvider,
-    keys: MemoryKeyProvider,
-) -> NulabPass:
-    return make_nulabpass(store, clock=clock, mailer=mailer, billing=billing, keys=keys)
 
 
 def chain(np: NulabPass, scope: str) -> list[EventRecord]:

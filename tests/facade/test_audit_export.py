@@ -15,13 +15,9 @@ import pytest
 from nulabpass import Actor, NulabPass, PermissionDenied, PlanRequired, RequestContext
 from nulabpass.audit._formats import CSV_COLUMNS, validate_ocsf
 from nulabpass.audit.verifier import AuditVerificationError, verify_export
-from nulabpass.ports import Store
 from nulabpass.testing import (
-    FakeBillingProvider,
     FrozenClock,
     MemoryKeyProvider,
-    RecordingMailer,
-    make_nulabpass,
 )
 
 from .conftest import World
@@ -30,24 +26,8 @@ CTX = RequestContext(ip="203.0.113.7", user_agent="Mozilla/5.0 (X11)", product="
 
 
 @pytest.fixture
-def keys() -> MemoryKeyProvider:
-    return MemoryKeyProvider()
-
-
-@pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock(datetime(2026, 10, 20, 9, 0, tzinfo=UTC))
-
-
-@pytest.fixture
-def np(
-    store: Store,
-    clock: FrozenClock,
-    mailer: RecordingMailer,
-    billing: FakeBillingProvider,
-    keys: MemoryKeyProvider,
-) -> NulabPass:
-    return make_nulabpass(store, clock=clock, mailer=mailer, billing=billing, keys=keys)
 
 
 def _export(

@@ -9,17 +9,13 @@ from datetime import UTC, datetime
 import attrs
 import pytest
 
-from nulabpass import Actor, InvalidInput, NotFound, NulabPass, PermissionDenied
+from nulabpass import Actor, InvalidInput, NotFound, PermissionDenied
 from nulabpass._runtime import HOST_SCOPE
 from nulabpass.audit._service import verify_chain
 from nulabpass.audit.verifier import verify_export, verify_inclusion_proof
-from nulabpass.ports import Store
 from nulabpass.testing import (
-    FakeBillingProvider,
     FrozenClock,
     MemoryKeyProvider,
-    RecordingMailer,
-    make_nulabpass,
 )
 
 from .conftest import World
@@ -27,24 +23,8 @@ from .test_audit_checkpoints import chain, rewrite
 
 
 @pytest.fixture
-def keys() -> MemoryKeyProvider:
-    return MemoryKeyProvider()
-
-
-@pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock(datetime(2025, 1, 10, 9, 0, tzinfo=UTC))
-
-
-@pytest.fixture
-def np(
-    store: Store,
-    clock: FrozenClock,
-    mailer: RecordingMailer,
-    billing: FakeBillingProvider,
-    keys: MemoryKeyProvider,
-) -> NulabPass:
-    return make_nulabpass(store, clock=clock, mailer=mailer, billing=billing, keys=keys)
 
 
 def _history(world: World, clock: FrozenClock) -> int:

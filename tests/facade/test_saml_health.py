@@ -15,14 +15,10 @@ from cryptography.x509.oid import NameOID
 from nulabpass import NulabPass
 from nulabpass._saml_health import CertificateKind
 from nulabpass.errors import InvalidInput, NotFound
-from nulabpass.ports import SamlSpKey, Store
+from nulabpass.ports import SamlSpKey
 from nulabpass.saml import sp_key
 from nulabpass.testing import (
-    FakeBillingProvider,
-    FrozenClock,
     MemoryKeyProvider,
-    RecordingMailer,
-    make_nulabpass,
 )
 
 from .conftest import World
@@ -70,22 +66,6 @@ def expired_sp() -> SamlSpKey:
 @pytest.fixture(scope="module")
 def fresh_sp() -> SamlSpKey:
     return sp_key(*_pair("sp fresh", NOW + timedelta(days=300)))
-
-
-@pytest.fixture
-def keys() -> MemoryKeyProvider:
-    return MemoryKeyProvider()
-
-
-@pytest.fixture
-def np(
-    store: Store,
-    clock: FrozenClock,
-    mailer: RecordingMailer,
-    billing: FakeBillingProvider,
-    keys: MemoryKeyProvider,
-) -> NulabPass:
-    return make_nulabpass(store, clock=clock, mailer=mailer, billing=billing, keys=keys)
 
 
 def _configure(np: NulabPass, world: World, *certificates: bytes) -> None:

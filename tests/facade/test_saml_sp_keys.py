@@ -47,7 +47,7 @@ def host_key() -> SamlSpKey:
 
 
 @pytest.fixture
-def keys(host_key: SamlSpKey) -> MemoryKeyProvider:
+def host_keys(host_key: SamlSpKey) -> MemoryKeyProvider:
     provider = MemoryKeyProvider()
     provider.add_saml_key(key=host_key)
     return provider
@@ -59,9 +59,9 @@ def keyed(
     clock: FrozenClock,
     mailer: RecordingMailer,
     billing: FakeBillingProvider,
-    keys: MemoryKeyProvider,
+    host_keys: MemoryKeyProvider,
 ) -> NulabPass:
-    return make_nulabpass(store, clock=clock, mailer=mailer, billing=billing, keys=keys)
+    return make_nulabpass(store, clock=clock, mailer=mailer, billing=billing, keys=host_keys)
 
 
 @pytest.fixture
@@ -267,11 +267,11 @@ def test_rotation_publishes_both_keys_and_both_decrypt_until_the_old_one_retires
     keyed: NulabPass,
     kworld: World,
     idp: TestIdentityProvider,
-    keys: MemoryKeyProvider,
+    host_keys: MemoryKeyProvider,
     host_key: SamlSpKey,
 ) -> None:
     kworld.managed("ann")
-    nxt = keys.add_saml_key()
+    nxt = host_keys.add_saml_key()
     assert [k.key_id for k in keyed.saml.sp_keys(kworld.org.id)] == [host_key.key_id, nxt.key_id]
     certs = _metadata_certs(keyed.saml.sp_metadata(kworld.org.id))
     assert certs["signing"] == certs["encryption"] == [_der(host_key), _der(nxt)]
@@ -281,7 +281,7 @@ def test_rotation_publishes_both_keys_and_both_decrypt_until_the_old_one_retires
         value = _encrypted_response(keyed, kworld, idp, key.certificate_pem)
         assert keyed.saml.complete_login(kworld.org.id, value).name_id == "ann@example.com"
 
-    keys.retire_saml_key(host_key.key_id)
+    host_keys.retire_saml_key(host_key.key_id)
     _verify_redirect(keyed.saml.begin_login(kworld.org.id).url, nxt)
     assert _metadata_certs(keyed.saml.sp_metadata(kworld.org.id))["signing"] == [_der(nxt)]
     stale = _encrypted_response(keyed, kworld, idp, host_key.certificate_pem)
@@ -294,12 +294,12 @@ def test_an_organizations_own_key_replaces_the_host_key_for_it_alone(
     keyed: NulabPass,
     kworld: World,
     idp: TestIdentityProvider,
-    keys: MemoryKeyProvider,
+    host_keys: MemoryKeyProvider,
     host_key: SamlSpKey,
 ) -> None:
     kworld.managed("ann")
     other = keyed.orgs.create(kworld.admin, "Other")
-    own = keys.add_saml_key(kworld.org.id)
+    own = host_keys.add_saml_key(kworld.org.id)
     assert keyed.saml.sp_keys(kworld.org.id) == (own,)
     assert keyed.saml.sp_keys(other.id) == (host_key,)
     _verify_redirect(keyed.saml.begin_login(kworld.org.id).url, own)
