@@ -4,36 +4,14 @@ manager ids, path-less replaces, filtered member removal...)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from nulabpass import NulabPass
-from nulabpass.ports import Store
-from nulabpass.stores.memory import MemoryStore
-from nulabpass.testing import make_nulabpass, scim_ready_org
+from nulabpass.testing import scim_ready_org
 from nulabpass.web import ScimTestClient
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def np(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NulabPass]:
-    store: Store
-    if request.param == "memory":
-        store = MemoryStore()
-        yield make_nulabpass(store)
-        return
-    from nulabpass.stores.sql import SqlStore
-
-    sql = SqlStore.from_url(f"sqlite:///{tmp_path / 'idp.sqlite3'}")
-    sql.upgrade()
-    yield make_nulabpass(sql)
-    sql.dispose()
 
 
 def test_okta_provisioning_sequence(np: NulabPass) -> None:

@@ -30,19 +30,14 @@ from __future__ import annotations
 import io
 import json
 import secrets
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 from wsgiref.util import setup_testing_defaults
 
 import attrs
-import pytest
 
 from nulabpass import NulabPass
-from nulabpass.ports import Store
-from nulabpass.stores.memory import MemoryStore
-from nulabpass.testing import make_nulabpass, scim_ready_org
+from nulabpass.testing import scim_ready_org
 from nulabpass.web import scim_wsgi_app
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -115,21 +110,6 @@ def _assert_error(answer: Answer, status: int) -> None:
     assert _not_empty(answer.json["detail"])
     assert ERROR in answer.json["schemas"]
     assert str(answer.json["status"]) == str(status)
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-def np(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NulabPass]:
-    store: Store
-    if request.param == "memory":
-        store = MemoryStore()
-        yield make_nulabpass(store)
-        return
-    from nulabpass.stores.sql import SqlStore
-
-    sql = SqlStore.from_url(f"sqlite:///{tmp_path / 'okta.sqlite3'}")
-    sql.upgrade()
-    yield make_nulabpass(sql)
-    sql.dispose()
 
 
 def test_okta_scim_2_spec_test_steps_pass(np: NulabPass) -> None:
