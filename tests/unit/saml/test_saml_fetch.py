@@ -4,21 +4,15 @@ HTTPS server (stdlib ``http.server`` with a certificate from a test CA made with
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from _pki import LocalPki, make_test_pki
 from nulabpass.saml import HttpsMetadataFetcher, MetadataFetchError
 from nulabpass.saml._fetch import address_refusal, check_metadata_url
 
@@ -134,82 +128,6 @@ def test_a_context_that_does_not_verify_is_refused() -> None:
 # -- a real HTTPS server -----------------------------------------------------------------
 
 
-class _Pki:
-    def __init__(self, directory: Path) -> None:
-        start = datetime.now(UTC) - timedelta(days=1)
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "nulabpass test CA")])
-        ca = (
-            x509.CertificateBuilder()
-            .subject_name(ca_name)
-            .issuer_name(ca_name)
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(start + timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "idp.test")]))
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(start + timedelta(days=30))
-            .add_extension(
-                x509.SubjectAlternativeName(
-                    [
-                        x509.DNSName("idp.test"),
-                        x509.DNSName("localhost"),
-                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                    ]
-                ),
-                critical=False,
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                critical=False,
-            )
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .sign(ca_key, hashes.SHA256())
-        )
-        self.ca_file = directory / "ca.pem"
-        self.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-        self.cert_file = directory / "server.pem"
-        self.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        self.key_file = directory / "server.key"
-        self.key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-
-    def client_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.ca_file))
-
-
 class _Handler(BaseHTTPRequestHandler):
     routes: dict[str, Callable[[BaseHTTPRequestHandler], None]] = {}
     seen_hosts: list[str] = []
@@ -262,7 +180,7 @@ def _trickle(handler: BaseHTTPRequestHandler) -> None:
 
 
 class _Server:
-    def __init__(self, pki: _Pki) -> None:
+    def __init__(self, pki: LocalPki) -> None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(str(pki.cert_file), str(pki.key_file))
         handler = type("Handler", (_Handler,), {"routes": {}, "seen_hosts": []})
@@ -285,18 +203,20 @@ class _Server:
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> _Pki:
-    return _Pki(tmp_path_factory.mktemp("pki"))
+def pki(tmp_path_factory: pytest.TempPathFactory) -> LocalPki:
+    return make_test_pki(
+        tmp_path_factory.mktemp("pki"), common_name="idp.test", dns_names=("idp.test",)
+    )
 
 
 @pytest.fixture
-def server(pki: _Pki) -> Iterator[_Server]:
+def server(pki: LocalPki) -> Iterator[_Server]:
     running = _Server(pki)
     yield running
     running.close()
 
 
-def _local(pki: _Pki, **options: object) -> HttpsMetadataFetcher:
+def _local(pki: LocalPki, **options: object) -> HttpsMetadataFetcher:
     """A fetcher that trusts the test CA, resolves every name to loopback and allows it."""
     return HttpsMetadataFetcher(
         ssl_context=pki.client_context(),
@@ -306,12 +226,12 @@ def _local(pki: _Pki, **options: object) -> HttpsMetadataFetcher:
     )
 
 
-def test_metadata_is_fetched_from_a_real_https_server(pki: _Pki, server: _Server) -> None:
+def test_metadata_is_fetched_from_a_real_https_server(pki: LocalPki, server: _Server) -> None:
     server.handler.routes["/metadata"] = _serve(DOCUMENT)
     assert _local(pki).fetch(server.url("/metadata")) == DOCUMENT
 
 
-def test_chunked_responses_are_read_whole(pki: _Pki, server: _Server) -> None:
+def test_chunked_responses_are_read_whole(pki: LocalPki, server: _Server) -> None:
     def chunked(handler: BaseHTTPRequestHandler) -> None:
         handler.protocol_version = "HTTP/1.1"
         handler.send_response(200)
@@ -328,7 +248,7 @@ def test_chunked_responses_are_read_whole(pki: _Pki, server: _Server) -> None:
 
 
 def test_the_connection_goes_to_the_vetted_address_and_tls_checks_the_name(
-    pki: _Pki, server: _Server
+    pki: LocalPki, server: _Server
 ) -> None:
     """``idp.test`` exists only in the injected resolver: the fetcher connects to the
     address it vetted and presents the name for SNI, certificate check and Host."""
@@ -337,19 +257,19 @@ def test_the_connection_goes_to_the_vetted_address_and_tls_checks_the_name(
     assert server.handler.seen_hosts[-1] == f"idp.test:{server.port}"
 
 
-def test_a_certificate_for_another_name_is_refused(pki: _Pki, server: _Server) -> None:
+def test_a_certificate_for_another_name_is_refused(pki: LocalPki, server: _Server) -> None:
     server.handler.routes["/metadata"] = _serve(DOCUMENT)
     url = server.url("/metadata", host="other.test")
     assert _code(_local(pki), url) == "saml.fetch_tls_failed"
 
 
-def test_an_untrusted_ca_is_refused(pki: _Pki, server: _Server) -> None:
+def test_an_untrusted_ca_is_refused(pki: LocalPki, server: _Server) -> None:
     server.handler.routes["/metadata"] = _serve(DOCUMENT)
     fetcher = HttpsMetadataFetcher(allow_private_addresses=True, resolver=_resolver("127.0.0.1"))
     assert _code(fetcher, server.url("/metadata")) == "saml.fetch_tls_failed"
 
 
-def test_loopback_is_refused_unless_allowed(pki: _Pki, server: _Server) -> None:
+def test_loopback_is_refused_unless_allowed(pki: LocalPki, server: _Server) -> None:
     server.handler.routes["/metadata"] = _serve(DOCUMENT)
     fetcher = HttpsMetadataFetcher(
         ssl_context=pki.client_context(), resolver=_resolver("127.0.0.1")
@@ -360,31 +280,31 @@ def test_loopback_is_refused_unless_allowed(pki: _Pki, server: _Server) -> None:
     )
 
 
-def test_an_announced_oversize_body_is_refused(pki: _Pki, server: _Server) -> None:
+def test_an_announced_oversize_body_is_refused(pki: LocalPki, server: _Server) -> None:
     server.handler.routes["/big"] = _serve(b"x" * 5000)
     assert _code(_local(pki, max_bytes=4096), server.url("/big")) == "saml.fetch_too_large"
 
 
 def test_an_oversize_body_without_length_is_refused_while_streaming(
-    pki: _Pki, server: _Server
+    pki: LocalPki, server: _Server
 ) -> None:
     server.handler.routes["/big"] = _serve(b"x" * 300_000, length=False)
     assert _code(_local(pki, max_bytes=100_000), server.url("/big")) == "saml.fetch_too_large"
 
 
-def test_a_slow_response_hits_the_total_time_limit(pki: _Pki, server: _Server) -> None:
+def test_a_slow_response_hits_the_total_time_limit(pki: LocalPki, server: _Server) -> None:
     server.handler.routes["/slow"] = _trickle
     assert _code(_local(pki, timeout=0.5), server.url("/slow")) == "saml.fetch_timeout"
 
 
-def test_http_errors_are_reported_with_their_status(pki: _Pki, server: _Server) -> None:
+def test_http_errors_are_reported_with_their_status(pki: LocalPki, server: _Server) -> None:
     with pytest.raises(MetadataFetchError) as err:
         _local(pki).fetch(server.url("/missing"))
     assert err.value.code == "saml.fetch_http_status"
     assert err.value.details["received"] == "404"
 
 
-def test_redirects_are_followed_up_to_the_limit(pki: _Pki, server: _Server) -> None:
+def test_redirects_are_followed_up_to_the_limit(pki: LocalPki, server: _Server) -> None:
     server.handler.routes["/metadata"] = _serve(DOCUMENT)
     server.handler.routes["/r1"] = _redirect("/metadata")
     server.handler.routes["/r2"] = _redirect(server.url("/r1"))
@@ -397,7 +317,7 @@ def test_redirects_are_followed_up_to_the_limit(pki: _Pki, server: _Server) -> N
     )
 
 
-def test_a_redirect_target_is_vetted_again(pki: _Pki, server: _Server) -> None:
+def test_a_redirect_target_is_vetted_again(pki: LocalPki, server: _Server) -> None:
     server.handler.routes["/to-http"] = _redirect("http://idp.test/metadata")
     assert _code(_local(pki), server.url("/to-http")) == "saml.fetch_https_required"
 
@@ -415,7 +335,7 @@ def test_a_redirect_target_is_vetted_again(pki: _Pki, server: _Server) -> None:
     assert resolved == ["localhost", "intranet.test"]
 
 
-def test_a_refused_connection_is_a_connect_failure(pki: _Pki) -> None:
+def test_a_refused_connection_is_a_connect_failure(pki: LocalPki) -> None:
     import socket
 
     with socket.socket() as probe:
