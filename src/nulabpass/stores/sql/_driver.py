@@ -26,6 +26,8 @@ import attrs
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import Executable
 
+from nulabpass.stores.sql.schema import UtcDateTime
+
 __all__ = ["DriverPlan", "DriverRow", "observed", "plan"]
 
 
@@ -151,8 +153,6 @@ def plan(stmt: Executable, dialect: Dialect, columns: tuple[str, ...] | None) ->
 def _fused_bind(type_: Any, general: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """``general`` (SQLAlchemy's processor chain), or for a timestamp column one that
     gives the same text in one step for the values nulabpass binds (aware UTC)."""
-    from nulabpass.stores.sql.schema import UtcDateTime
-
     if not isinstance(type_, UtcDateTime):
         return general
 
@@ -170,8 +170,6 @@ def _fused_bind(type_: Any, general: Callable[[Any], Any]) -> Callable[[Any], An
 def _fused_result(type_: Any, general: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
     """``general``, or for a timestamp column one that reads the stored text straight
     into an aware UTC datetime."""
-    from nulabpass.stores.sql.schema import UtcDateTime
-
     if general is None or not isinstance(type_, UtcDateTime):
         return general
 
