@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 .PHONY: demo test lint typecheck unit clean \
-	bench-store bench-domains bench-saml bench-audit bench-scim
+	bench-store bench-domains bench-saml bench-audit bench-scim bench-scim-floor
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,9 @@ bench-audit: $(VENV)/.installed-bench
 
 bench-scim: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_scim.py
+
+bench-scim-floor: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/bench_scim_floor.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
