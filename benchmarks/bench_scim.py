@@ -62,6 +62,9 @@ COMPLEX = 'emails[type eq "work" and value co "@example.com"]'
 App = Callable[[dict[str, Any], Callable[..., Any]], Any]
 #: Requests per batch when servers take turns (see ``workload``).
 BATCH = 10
+#: Members of the group that ``group_add`` adds to, and how many adds are timed.
+GROUP_SIZE = 1000
+GROUP_ADDS = 20
 
 
 class Wsgi:
@@ -228,7 +231,7 @@ def workload(
     )
     groups: dict[str, str] = {}
     for name in names:
-        members = [{"value": uid} for uid in ids[name][:1000]]
+        members = [{"value": uid} for uid in ids[name][:GROUP_SIZE]]
         status, group = calls[name](
             "POST", "/Groups", {"schemas": [GROUP], "displayName": "Big", "members": members}
         )
@@ -240,12 +243,12 @@ def workload(
         body = {
             "schemas": [PATCH],
             "Operations": [
-                {"op": "add", "path": "members", "value": [{"value": ids[name][1000 + k]}]}
+                {"op": "add", "path": "members", "value": [{"value": ids[name][GROUP_SIZE + k]}]}
             ],
         }
         return timed(lambda: calls[name]("PATCH", f"/Groups/{groups[name]}", body), 200)
 
-    each("group_add", 20, group_add)
+    each("group_add", GROUP_ADDS, group_add)
     return {n: {op: statistics.median(v) for op, v in times[n].items()} for n in names}
 
 
@@ -466,6 +469,11 @@ def main() -> None:
         help="skip the diagnostic third server (nulabpass on SQLite without the disk sync)",
     )
     args = parser.parse_args()
+    if args.users < GROUP_SIZE + GROUP_ADDS and not args.scaling_only:
+        parser.error(
+            f"--users must be at least {GROUP_SIZE + GROUP_ADDS}: the group add puts "
+            f"{GROUP_ADDS} more users, one at a time, into a group of {GROUP_SIZE}"
+        )
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
     print(f"users: {args.users}")
     if args.scaling_only:
