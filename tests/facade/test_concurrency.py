@@ -52,6 +52,16 @@ ACCOUNTS_PER_WRITER = 25
 Call = Callable[[], object]
 
 
+def _run_threads(threads: list[threading.Thread], *, timeout: float = 60) -> None:
+    """Start every thread, then wait for each; a thread still running after
+    ``timeout`` seconds fails the test."""
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+        assert not thread.is_alive(), "a racing call hung"
+
+
 def _race(*calls: Call) -> list[object]:
     """Run every call in its own thread, all released at once by a barrier; return,
     in the order of ``calls``, what each returned or raised."""
@@ -69,11 +79,7 @@ def _race(*calls: Call) -> list[object]:
         threading.Thread(target=run, args=(i, call), name=f"racer-{i}")
         for i, call in enumerate(calls)
     ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-        assert not thread.is_alive(), "a racing call hung"
+    _run_threads(threads, timeout=120)
     return outcomes
 
 
@@ -477,11 +483,7 @@ def _choreographed(np: NulabPass, org_id: str, leave: Call, other: Call) -> dict
             threading.Thread(target=run, args=(name, call, choreography), name=name)
             for name, call in (("leave", leave), ("other", other))
         ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-            assert not thread.is_alive(), "a racing call hung"
+        _run_threads(threads)
     if not (choreography.paused.is_set() and choreography.lock_requested.is_set()):
         pytest.fail(f"the interleaving was not staged: {outcomes}")
     return outcomes
@@ -587,11 +589,7 @@ def test_two_conversions_of_one_account_never_deadlock(
             threading.Thread(target=run, args=(name, token), name=name)
             for name, token in (("first", first_token), ("second", second_token))
         ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-            assert not thread.is_alive(), "a racing call hung"
+        _run_threads(threads)
     finally:
         sa.event.remove(engine, "before_cursor_execute", hook)
     assert first_paused.is_set(), outcomes
